@@ -1,0 +1,399 @@
+/**
+ * The low-level public API: load a TorchScript classifier, read its logits, and run the native
+ * PGD engine on it. Every synthesis task (lib/tasks/) is built on exactly this.
+ */
+import { availableParallelism } from 'node:os';
+import { loadBinding, type RawJob, type RawModel, type RawPgdOptions, type RawPgdResult, type RawSession } from '../binding/index.js';
+import { fromNative, RobustSynthError } from './errors.js';
+import { readCard, resolveModel, sha256File, type ModelCard } from './models.js';
+import { checkBatch, floatView, int32View, type ImageBatch, type Shape4, type Tensor2D } from './tensor.js';
+import * as is from './validate.js';
+
+export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
+export type Constraint = '2' | 'inf' | 'unconstrained';
+/** A class: its index, or its name as listed in the model card. */
+export type ClassRef = number | string;
+
+export interface LoadOptions {
+  /** 'auto' (default) picks CUDA when this LibTorch has it and a GPU is visible, else the CPU. */
+  device?: Device;
+  /** Per-sample input shape [c, h, w]; read from the model card when there is one, else [3, 224, 224]. */
+  inputShape?: [number, number, number];
+  /** Class names; read from the model card when there is one. */
+  classes?: string[];
+  /** Extra directories in which model names are looked up. */
+  modelDirs?: string[];
+  /** Check the file against the sha256 in its model card (default true when the card has one). */
+  verifyChecksum?: boolean;
+}
+
+export interface Progress {
+  step: number;
+  total: number;
+  /** Mean loss over the batch at this step. */
+  loss: number;
+  elapsedMs: number;
+}
+
+export interface PgdOptions {
+  /** Starting images, NCHW in [0, 1]. */
+  x0: ImageBatch;
+  /** One class per sample. */
+  targets: ArrayLike<ClassRef>;
+  constraint?: Constraint;
+  eps: number;
+  step: number;
+  iterations: number;
+  /** Keep each sample's lowest-loss iterate (the reference default). Default true. */
+  useBest?: boolean;
+  /** Start from a random point of the eps ball. Default false. */
+  randomStart?: boolean;
+  /** Seed of the random start. Default 0. */
+  seed?: number;
+  /** true (default): minimize cross-entropy toward `targets`. false: maximize it (an untargeted attack on true labels). */
+  targeted?: boolean;
+  /** Adds weight * mean(((reference - x) * (1 - mask))^2) per sample. mask is 1 where pixels may change freely. */
+  penalty?: { weight: number; mask: ImageBatch; reference?: ImageBatch };
+  /** Instead of cross-entropy, maximize weight * features(x)[:, index]. */
+  feature?: { index: number; weight?: number };
+  /** Autocast the forward/backward to bfloat16 (images and updates stay fp32). Default false. */
+  bf16?: boolean;
+  onProgress?: (p: Progress) => void;
+  /** Call onProgress every k steps (default 1). */
+  progressEvery?: number;
+  signal?: AbortSignal;
+}
+
+export type SessionOptions = Omit<PgdOptions, 'onProgress' | 'progressEvery' | 'signal'>;
+
+export interface PgdResult {
+  images: ImageBatch;
+  /** Final loss of each returned image. */
+  losses: Float32Array;
+  /** Class the classifier assigns to each returned image. */
+  predictions: Int32Array;
+  stats: { ms: number; steps: number; msPerStep: number };
+}
+
+const PGD_KEYS = [
+  'x0', 'targets', 'constraint', 'eps', 'step', 'iterations', 'useBest', 'randomStart', 'seed', 'targeted',
+  'penalty', 'feature', 'bf16', 'onProgress', 'progressEvery', 'signal',
+] as const;
+
+let threadsConfigured = false;
+
+/** Sets the intra-op thread count of the CPU compute thread (default: the cores this process may use). */
+export function setThreads(n: number): void {
+  is.integer('threads', n, { min: 1, max: 1024 });
+  loadBinding().setThreads(n);
+  threadsConfigured = true;
+}
+
+export function getThreads(): number {
+  return loadBinding().getThreads();
+}
+
+/** What the loaded addon was built against. */
+export function buildInfo() {
+  return loadBinding().buildInfo();
+}
+
+async function settle<T>(job: () => RawJob<T>, callSite: Error, signal?: AbortSignal): Promise<T> {
+  if (signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted before it started');
+  let handle: RawJob<T>;
+  try {
+    handle = job();
+  } catch (e) {
+    throw fromNative(e, callSite);
+  }
+  const onAbort = () => handle.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await handle.promise;
+  } catch (e) {
+    throw fromNative(e, callSite);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function toResult(r: RawPgdResult): PgdResult {
+  const [n, c, h, w] = r.images.shape as Shape4;
+  return {
+    images: { data: floatView(r.images.data), shape: [n, c, h, w] },
+    losses: floatView(r.losses.data),
+    predictions: int32View(r.predictions.data),
+    stats: { ms: r.stats.ms, steps: r.stats.steps, msPerStep: r.stats.steps ? r.stats.ms / r.stats.steps : 0 },
+  };
+}
+
+/** One PGD run whose state stays native between calls: the primitive a JS-driven loop is built on. */
+export class PgdSession {
+  #raw: RawSession;
+  constructor(raw: RawSession) {
+    this.#raw = raw;
+  }
+  /** One forward + backward + update; resolves with each sample's loss before the update. */
+  async step(): Promise<Float32Array> {
+    const t = await settle(() => this.#raw.step(), new Error());
+    return floatView(t.data);
+  }
+  /** The final useBest comparison; resolves with the result. The session cannot step afterwards. */
+  async finish(): Promise<PgdResult> {
+    return toResult(await settle(() => this.#raw.finish(), new Error()));
+  }
+}
+
+/**
+ * A TorchScript classifier that takes pixels in [0, 1] and returns logits.
+ *
+ * @example
+ * const clf = await Classifier.load('fashion-robust');
+ * const r = await clf.pgd({ x0, targets: [3], eps: 4, step: 0.5, iterations: 40 });
+ * await clf.dispose();
+ */
+export class Classifier {
+  readonly path: string;
+  readonly name: string;
+  readonly device: string;
+  readonly numClasses: number;
+  /** Per-sample input shape [c, h, w]. */
+  readonly inputShape: [number, number, number];
+  readonly classes: string[];
+  readonly card?: ModelCard;
+  #raw: RawModel | undefined;
+
+  private constructor(raw: RawModel, path: string, inputShape: [number, number, number], classes: string[], card?: ModelCard) {
+    const info = raw.info();
+    this.#raw = raw;
+    this.path = path;
+    this.name = card?.name ?? path;
+    this.device = info.device;
+    this.numClasses = info.numClasses;
+    this.inputShape = inputShape;
+    this.classes = classes.length === info.numClasses ? classes : Array.from({ length: info.numClasses }, (_, i) => String(i));
+    this.card = card;
+  }
+
+  /**
+   * Loads a model by name (an embedded one such as 'fashion-robust', or a `.pt` in `modelDirs`) or by path.
+   *
+   * @example
+   * const robust = await Classifier.load('fashion-robust', { device: 'cpu' });
+   * const resnet = await Classifier.load('./resnet50-l2-eps3.pt', { device: 'auto' });
+   */
+  static async load(nameOrPath: string, options: LoadOptions = {}): Promise<Classifier> {
+    const callSite = new Error();
+    is.nonEmptyString('model', nameOrPath);
+    if (!is.isObject(options)) throw is.invalid('options', 'object', options);
+    is.knownKeys('load options', options, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum']);
+    const device = options.device ?? 'auto';
+    if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) {
+      throw is.invalid('device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
+    }
+    const { path, card } = resolveModel(nameOrPath, options.modelDirs ?? []);
+    const inputShape = options.inputShape ?? card?.inputShape ?? [3, 224, 224];
+    if (!Array.isArray(inputShape) || inputShape.length !== 3) throw is.invalid('inputShape', '[c, h, w]', inputShape);
+    inputShape.forEach((d, i) => is.integer(`inputShape[${i}]`, d, { min: 1, max: 16384 }));
+    if ((options.verifyChecksum ?? true) && card?.sha256) {
+      const actual = await sha256File(path);
+      if (actual !== card.sha256) {
+        throw new RobustSynthError(
+          'ERR_MODEL_LOAD',
+          `${path} does not match the sha256 in its model card (${card.sha256.slice(0, 12)}..., file has ${actual.slice(0, 12)}...); ` +
+            'the file was changed or corrupted. Re-export it, or pass verifyChecksum: false if you changed it on purpose.',
+        );
+      }
+    }
+    const binding = loadBinding();
+    if (!threadsConfigured) {
+      // LibTorch defaults to one thread here, ~10x slower than using the cores we have.
+      binding.setThreads(Math.max(1, availableParallelism()));
+      threadsConfigured = true;
+    }
+    const raw = await settle(() => binding.load(path, device, inputShape), callSite);
+    return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card);
+  }
+
+  /** Reads a model card without loading the model. */
+  static card(nameOrPath: string, modelDirs: string[] = []): ModelCard | undefined {
+    const { path } = resolveModel(nameOrPath, modelDirs);
+    return readCard(path);
+  }
+
+  #live(): RawModel {
+    if (!this.#raw) throw new RobustSynthError('ERR_DISPOSED', `the classifier ${this.name} was disposed`);
+    return this.#raw;
+  }
+
+  #batch(name: string, v: unknown): ImageBatch {
+    const [c, h, w] = this.inputShape;
+    return checkBatch(name, v, { c, h, w });
+  }
+
+  /** Resolves class names and indices to indices, checking the range. */
+  classIndex(ref: ClassRef, name = 'class'): number {
+    if (typeof ref === 'string') {
+      const i = this.classes.findIndex((c) => c.toLowerCase() === ref.toLowerCase());
+      if (i >= 0) return i;
+      if (/^\d+$/.test(ref)) return this.classIndex(Number(ref), name);
+      throw new RobustSynthError('ERR_BAD_INPUT', `Unknown class '${ref}' for ${name}; ${this.name} knows: ${this.classes.join(', ')}`);
+    }
+    return is.integer(name, ref, { min: 0, max: this.numClasses - 1 });
+  }
+
+  /** Logits [n, classes] of a batch. */
+  async logits(images: ImageBatch, options: { signal?: AbortSignal } = {}): Promise<Tensor2D> {
+    const callSite = new Error();
+    const x = this.#batch('images', images);
+    const raw = this.#live();
+    const t = await settle(() => raw.logits(x), callSite, options.signal);
+    return { data: floatView(t.data), shape: [t.shape[0]!, t.shape[1]!] };
+  }
+
+  /** The model's representation (its `features()` method, e.g. ResNet50's 2048-d pooled layer). */
+  async features(images: ImageBatch): Promise<Tensor2D> {
+    const callSite = new Error();
+    const x = this.#batch('images', images);
+    const raw = this.#live();
+    const t = await settle(() => raw.features(x), callSite);
+    return { data: floatView(t.data), shape: [t.shape[0]!, t.shape[1]!] };
+  }
+
+  /** Predicted class of each image. */
+  async predict(images: ImageBatch): Promise<Int32Array> {
+    const l = await this.logits(images);
+    const [n, k] = l.shape;
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let j = 1; j < k; j++) if (l.data[i * k + j]! > l.data[i * k + best]!) best = j;
+      out[i] = best;
+    }
+    return out;
+  }
+
+  #rawOptions(o: unknown): RawPgdOptions {
+    if (!is.isObject(o)) throw is.invalid('options', 'object', o);
+    is.knownKeys('pgd options', o, PGD_KEYS);
+    const x0 = this.#batch('x0', o.x0);
+    const n = x0.shape[0];
+    const targetsIn = o.targets;
+    if (targetsIn === null || typeof targetsIn !== 'object' || typeof (targetsIn as ArrayLike<unknown>).length !== 'number') {
+      throw is.invalid('targets', 'array of class indices or names', targetsIn);
+    }
+    const list = Array.from(targetsIn as ArrayLike<ClassRef>);
+    if (list.length !== n) throw is.invalid('targets', `one class per sample (${n})`, targetsIn);
+    const targets = Int32Array.from(list, (t, i) => this.classIndex(t, `targets[${i}]`));
+    const constraint = is.oneOf('constraint', o.constraint ?? '2', ['2', 'inf', 'unconstrained'] as const);
+    const eps = is.finiteNumber('eps', o.eps, { min: 0 });
+    const step = is.finiteNumber('step', o.step, { min: 0 });
+    const iterations = is.integer('iterations', o.iterations, { min: 0, max: 1e7 });
+    const raw: RawPgdOptions = {
+      x0,
+      targets,
+      constraint,
+      eps,
+      step,
+      iterations,
+      useBest: is.boolean('useBest', o.useBest ?? true),
+      randomStart: is.boolean('randomStart', o.randomStart ?? false),
+      seed: is.integer('seed', o.seed ?? 0, { min: 0, max: Number.MAX_SAFE_INTEGER }),
+      targeted: is.boolean('targeted', o.targeted ?? true),
+      bf16: is.boolean('bf16', o.bf16 ?? false),
+      penaltyWeight: 0,
+      progressEvery: is.integer('progressEvery', o.progressEvery ?? 1, { min: 1 }),
+    };
+    if (o.penalty !== undefined) {
+      if (!is.isObject(o.penalty)) throw is.invalid('penalty', '{ weight, mask, reference? }', o.penalty);
+      is.knownKeys('penalty', o.penalty, ['weight', 'mask', 'reference']);
+      raw.penaltyWeight = is.finiteNumber('penalty.weight', o.penalty.weight, { min: 0 });
+      raw.mask = this.#expandMask(o.penalty.mask, x0.shape);
+      raw.reference = o.penalty.reference === undefined ? x0 : this.#batch('penalty.reference', o.penalty.reference);
+      if (raw.reference.shape[0] !== n) throw is.invalid('penalty.reference', `a batch of ${n}`, o.penalty.reference);
+    }
+    if (o.feature !== undefined) {
+      if (!is.isObject(o.feature)) throw is.invalid('feature', '{ index, weight? }', o.feature);
+      raw.featureIndex = is.integer('feature.index', o.feature.index, { min: 0 });
+      raw.featureWeight = is.finiteNumber('feature.weight', o.feature.weight ?? 1);
+    }
+    return raw;
+  }
+
+  /** Masks may be given per batch or per sample, with 1 or c channels; the engine wants x0's shape. */
+  #expandMask(v: unknown, [n, c, h, w]: Shape4): ImageBatch {
+    const m = checkBatch('penalty.mask', v);
+    const [mn, mc, mh, mw] = m.shape;
+    if ((mn !== 1 && mn !== n) || (mc !== 1 && mc !== c) || mh !== h || mw !== w) {
+      throw new RobustSynthError(
+        'ERR_BAD_INPUT',
+        `penalty.mask has shape [${m.shape.join(', ')}]; expected [${n} or 1, ${c} or 1, ${h}, ${w}]`,
+      );
+    }
+    if (mn === n && mc === c) return m;
+    const out = new Float32Array(n * c * h * w);
+    const plane = h * w;
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < c; ch++) {
+        const src = ((mn === 1 ? 0 : i) * mc + (mc === 1 ? 0 : ch)) * plane;
+        out.set(m.data.subarray(src, src + plane), (i * c + ch) * plane);
+      }
+    }
+    return { data: out, shape: [n, c, h, w] };
+  }
+
+  /**
+   * Runs the whole PGD loop natively (see shared/REFERENCE.md for the formulas).
+   *
+   * @example
+   * const r = await clf.pgd({
+   *   x0, targets: ['Sneaker'], eps: 4, step: 0.5, iterations: 40,
+   *   onProgress: (p) => console.log(p.step, p.loss), signal: AbortSignal.timeout(60_000),
+   * });
+   */
+  async pgd(options: PgdOptions): Promise<PgdResult> {
+    const callSite = new Error();
+    const raw = this.#rawOptions(options);
+    const onProgress = options.onProgress === undefined ? undefined : is.func('onProgress', options.onProgress);
+    const model = this.#live();
+    const r = await settle(
+      () => model.pgd(raw, onProgress as ((p: Progress) => void) | undefined),
+      callSite,
+      options.signal,
+    );
+    return toResult(r);
+  }
+
+  /**
+   * Starts a PGD run stepped from JS, one native call per step.
+   *
+   * @example
+   * const s = await clf.session({ x0, targets: [1], eps: 4, step: 0.5, iterations: 40 });
+   * for (let i = 0; i < 40; i++) await s.step();
+   * const r = await s.finish();
+   */
+  async session(options: SessionOptions): Promise<PgdSession> {
+    const callSite = new Error();
+    const raw = this.#rawOptions(options);
+    const model = this.#live();
+    return new PgdSession(await settle(() => model.createSession(raw), callSite));
+  }
+
+  /** Times `reps` bare forward+backward passes w.r.t. the input (ms each): the floor of one PGD step. */
+  async floor(images: ImageBatch, targets: ArrayLike<ClassRef>, reps = 5, bf16 = false): Promise<number[]> {
+    const callSite = new Error();
+    const x = this.#batch('images', images);
+    const t = Int32Array.from(Array.from(targets), (c, i) => this.classIndex(c, `targets[${i}]`));
+    if (t.length !== x.shape[0]) throw is.invalid('targets', `one class per sample (${x.shape[0]})`, targets);
+    is.integer('reps', reps, { min: 1 });
+    const model = this.#live();
+    return settle(() => model.floor(x, t, reps, bf16), callSite);
+  }
+
+  /** Releases the model. Jobs still queued reject with ERR_DISPOSED. Safe to call twice. */
+  async dispose(): Promise<void> {
+    const raw = this.#raw;
+    this.#raw = undefined;
+    if (raw) await settle(() => raw.dispose(), new Error());
+  }
+}

@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Train the embedded Fashion-MNIST classifiers and export them as TorchScript.
+
+    /usr/bin/python3 models/train_fashion.py [--out models] [--only robust,standard,judge]
+
+Three models, all seeded and reproducible on the same machine and torch build:
+
+* fashion-standard: small ResNet, plain cross-entropy training.
+* fashion-robust:   the same architecture, L2 PGD adversarial training (Madry et al.).
+* fashion-judge:    a different architecture (plain VGG-style CNN) with its own seed; it is
+                    never used to synthesize anything, only to judge what the others make.
+
+Every exported module takes pixels in [0, 1] of shape (N, 1, 28, 28), normalizes inside
+(exactly once), returns logits from forward(), and exposes features() (the pooled
+representation). A sidecar JSON sits next to each .pt.
+"""
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DATA_DIR = '/usr/share/datasets/fashion-mnist'
+CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+           'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+MEAN, STD = 0.2860, 0.3530
+
+
+def read_idx(path):
+    with gzip.open(path, 'rb') as f:
+        raw = f.read()
+    magic = int.from_bytes(raw[0:4], 'big')
+    ndim = magic & 0xff
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_split(split, data_dir=DATA_DIR):
+    x = read_idx(os.path.join(data_dir, f'{split}-images-idx3-ubyte.gz'))
+    y = read_idx(os.path.join(data_dir, f'{split}-labels-idx1-ubyte.gz'))
+    x = torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
+    return x, torch.from_numpy(y.astype(np.int64))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.short(x))
+
+
+class SmallResNet(nn.Module):
+    """ResNet-style: stem, three stages (28 -> 14 -> 7), global pool, linear."""
+
+    def __init__(self, width=16, classes=10):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+        self.layer1 = Block(w, w, 1)
+        self.layer2 = Block(w, 2 * w, 2)
+        self.layer3 = Block(2 * w, 4 * w, 2)
+        self.fc = nn.Linear(4 * w, classes)
+
+    def features(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+class JudgeNet(nn.Module):
+    """A different family on purpose: plain VGG-style convs, max pooling, dropout."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(128, classes)
+
+    def features(self, x):
+        return self.head(self.body(x))
+
+    def forward(self, x):
+        return self.fc(self.drop(self.features(x)))
+
+
+class Exported(nn.Module):
+    """What ships: pixels in [0,1] in, normalization inside (once), logits out."""
+
+    def __init__(self, net, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer('mean', torch.tensor([mean]).view(1, 1, 1, 1))
+        self.register_buffer('std', torch.tensor([std]).view(1, 1, 1, 1))
+
+    def forward(self, x):
+        return self.net(self.net_input(x))
+
+    def net_input(self, x):
+        return (x - self.mean) / self.std
+
+    @torch.jit.export
+    def features(self, x):
+        return self.net.features(self.net_input(x))
+
+
+def l2_pgd(model, x, y, eps, steps):
+    """Untargeted L2 PGD (maximize CE), random start; the reference's formulas."""
+    step = 2.5 * eps / steps
+    n = torch.randn_like(x)
+    x_adv = (x + eps * n / n.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        loss = F.cross_entropy(model(x_adv), y)
+        g, = torch.autograd.grad(loss, x_adv)
+        with torch.no_grad():
+            g = g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+            x_adv = x_adv + step * g
+            d = (x_adv - x).renorm(p=2, dim=0, maxnorm=eps)
+            x_adv = (x + d).clamp(0, 1)
+    return x_adv.detach()
+
+
+def evaluate(model, x, y, batch=1000):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += (model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
+    return correct / len(x)
+
+
+def train(name, model, xtr, ytr, xte, yte, epochs, seed, adv_eps=0.0, adv_steps=0, batch=128, lr=3e-3):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps_per_epoch = (len(xtr) + batch - 1) // batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    t0 = time.time()
+    for ep in range(epochs):
+        perm = torch.randperm(len(xtr), generator=g)
+        model.train()
+        seen, correct, total_loss = 0, 0, 0.0
+        for it in range(steps_per_epoch):
+            idx = perm[it * batch:(it + 1) * batch]
+            xb, yb = xtr[idx], ytr[idx]
+            # Random horizontal flips: Fashion-MNIST items are left/right symmetric.
+            flip = torch.rand(len(xb), generator=g) < 0.5
+            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
+            if adv_eps > 0:
+                model.eval()  # attack with frozen BN statistics, as robustness does
+                xb = l2_pgd(model, xb, yb, adv_eps, adv_steps)
+                model.train()
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(yb)
+            correct += (out.argmax(1) == yb).sum().item()
+            total_loss += loss.item() * len(yb)
+            if it % 100 == 0:
+                print(f'[{name}] epoch {ep + 1}/{epochs} it {it}/{steps_per_epoch} '
+                      f'loss {total_loss / seen:.3f} acc {correct / seen:.3f} '
+                      f'{time.time() - t0:.0f}s', flush=True)
+        acc = evaluate(model, xte, yte)
+        print(f'[{name}] epoch {ep + 1} done: train acc {correct / seen:.4f} test acc {acc:.4f} '
+              f'({time.time() - t0:.0f}s)', flush=True)
+    model.eval()
+    return time.time() - t0
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(name, net, out_dir, meta):
+    net.eval()
+    mod = torch.jit.script(Exported(net, MEAN, STD))
+    path = os.path.join(out_dir, f'{name}.pt')
+    mod.save(path)
+    sidecar = {
+        'name': name,
+        'format': 'robust-synth-model/1',
+        'inputShape': [1, 28, 28],
+        'channels': 1,
+        'normalization': {'mean': [MEAN], 'std': [STD], 'inside': True},
+        'classes': CLASSES,
+        'representation': {'method': 'features', 'size': meta.pop('repSize')},
+        'torchVersion': torch.__version__,
+        'sha256': sha256(path),
+        **meta,
+    }
+    with open(path[:-3] + '.json', 'w') as f:
+        json.dump(sidecar, f, indent=2)
+        f.write('\n')
+    print(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)', flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument('--only', default='standard,judge,robust')
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--epochs', type=int, default=6, help='epochs for standard and judge')
+    ap.add_argument('--robust-epochs', type=int, default=5)
+    ap.add_argument('--eps', type=float, default=1.5, help='L2 training radius of fashion-robust')
+    ap.add_argument('--pgd-steps', type=int, default=7)
+    ap.add_argument('--train-limit', type=int, default=0, help='use only the first N training images (smoke runs)')
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    xtr, ytr = load_split('train')
+    xte, yte = load_split('t10k')
+    if args.train_limit:
+        xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
+    os.makedirs(args.out, exist_ok=True)
+    which = args.only.split(',')
+    common = {'dataset': 'fashion-mnist', 'trainImages': len(xtr)}
+
+    if 'standard' in which:
+        torch.manual_seed(1)
+        net = SmallResNet()
+        secs = train('fashion-standard', net, xtr, ytr, xte, yte, args.epochs, seed=1)
+        export('fashion-standard', net, args.out, {
+            **common, 'architecture': 'SmallResNet(width=16)', 'robust': False, 'eps': 0,
+            'training': {'epochs': args.epochs, 'seed': 1, 'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 64})
+    if 'judge' in which:
+        torch.manual_seed(7)
+        net = JudgeNet()
+        secs = train('fashion-judge', net, xtr, ytr, xte, yte, args.epochs, seed=7)
+        export('fashion-judge', net, args.out, {
+            **common, 'architecture': 'JudgeNet (VGG-style)', 'robust': False, 'eps': 0, 'role': 'judge',
+            'training': {'epochs': args.epochs, 'seed': 7, 'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 128})
+    if 'robust' in which:
+        torch.manual_seed(2)
+        net = SmallResNet()
+        secs = train('fashion-robust', net, xtr, ytr, xte, yte, args.robust_epochs, seed=2,
+                     adv_eps=args.eps, adv_steps=args.pgd_steps)
+        export('fashion-robust', net, args.out, {
+            **common, 'architecture': 'SmallResNet(width=16)', 'robust': True, 'eps': args.eps,
+            'constraint': '2',
+            'training': {'epochs': args.robust_epochs, 'seed': 2, 'pgdSteps': args.pgd_steps,
+                         'pgdStepSize': 2.5 * args.eps / args.pgd_steps, 'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 64})
+
+
+if __name__ == '__main__':
+    sys.exit(main())

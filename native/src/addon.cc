@@ -1,0 +1,430 @@
+// The N-API surface. JS arguments are copied into plain C++ structs here, on the JS thread;
+// lib/ has already validated them, so the checks below are a cheap second line that turns a
+// mistake into ERR_BAD_INPUT instead of undefined behaviour.
+#include <napi.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "compute_thread.h"
+#include "engine.h"
+#include "jobs.h"
+#include "model.h"
+
+namespace rs {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+[[noreturn]] void Bad(Napi::Env env, const std::string& message) {
+  throw CodedError(env, code::kBadInput, message);
+}
+
+Napi::Object ObjectArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsObject()) Bad(info.Env(), std::string(what) + " must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+double Num(Napi::Object o, const char* key, double fallback) {
+  auto v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) Bad(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool Bool(Napi::Object o, const char* key, bool fallback) {
+  auto v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) Bad(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> Shape(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsArray()) Bad(env, std::string(what) + ".shape must be an array");
+  auto a = v.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    auto d = a.Get(i);
+    if (!d.IsNumber()) Bad(env, std::string(what) + ".shape must hold numbers");
+    double x = d.As<Napi::Number>().DoubleValue();
+    if (!(x >= 1) || x != static_cast<double>(static_cast<int64_t>(x))) {
+      Bad(env, std::string(what) + ".shape must hold positive integers");
+    }
+    shape.push_back(static_cast<int64_t>(x));
+  }
+  return shape;
+}
+
+// { data: Float32Array, shape } -> an owned CPU tensor (a copy: the JS array may change or be
+// collected while the compute thread works).
+torch::Tensor TensorArg(Napi::Env env, Napi::Value v, const char* what, size_t rank = 4) {
+  if (!v.IsObject()) Bad(env, std::string(what) + " must be { data, shape }");
+  auto o = v.As<Napi::Object>();
+  auto shape = Shape(env, o.Get("shape"), what);
+  if (rank && shape.size() != rank) Bad(env, std::string(what) + " must have rank " + std::to_string(rank));
+  auto d = o.Get("data");
+  if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    Bad(env, std::string(what) + ".data must be a Float32Array");
+  }
+  auto arr = d.As<Napi::Float32Array>();
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  if (static_cast<int64_t>(arr.ElementLength()) != n) {
+    Bad(env, std::string(what) + ".data has " + std::to_string(arr.ElementLength()) + " values, shape needs " +
+                 std::to_string(n));
+  }
+  return torch::from_blob(arr.Data(), shape, torch::kFloat32).clone();
+}
+
+torch::Tensor TargetsArg(Napi::Env env, Napi::Value v) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    Bad(env, "targets must be an Int32Array");
+  }
+  auto a = v.As<Napi::Int32Array>();
+  return torch::from_blob(a.Data(), {static_cast<int64_t>(a.ElementLength())}, torch::kInt32)
+      .to(torch::kInt64);
+}
+
+PgdConfig ConfigArg(Napi::Env env, Napi::Object o) {
+  PgdConfig c;
+  auto constraint = o.Get("constraint");
+  std::string cs = constraint.IsString() ? constraint.As<Napi::String>().Utf8Value() : "2";
+  if (cs == "2") c.constraint = Constraint::kL2;
+  else if (cs == "inf") c.constraint = Constraint::kLinf;
+  else if (cs == "unconstrained") c.constraint = Constraint::kUnconstrained;
+  else Bad(env, "constraint must be '2', 'inf' or 'unconstrained'");
+  c.eps = Num(o, "eps", 0);
+  c.step = Num(o, "step", 0);
+  c.iterations = static_cast<int64_t>(Num(o, "iterations", 0));
+  if (!(c.eps >= 0) || !(c.step >= 0) || c.iterations < 0) Bad(env, "eps, step and iterations must be >= 0");
+  c.useBest = Bool(o, "useBest", true);
+  c.randomStart = Bool(o, "randomStart", false);
+  c.seed = static_cast<uint64_t>(Num(o, "seed", 0));
+  c.targeted = Bool(o, "targeted", true);
+  c.bf16 = Bool(o, "bf16", false);
+  c.penaltyWeight = Num(o, "penaltyWeight", 0);
+  auto feature = o.Get("featureIndex");
+  if (!feature.IsUndefined()) {
+    c.objective = Objective::kFeature;
+    c.featureIndex = static_cast<int64_t>(Num(o, "featureIndex", 0));
+    c.featureWeight = Num(o, "featureWeight", 1);
+  }
+  return c;
+}
+
+PgdInputs InputsArg(Napi::Env env, Napi::Object o, const PgdConfig& c) {
+  PgdInputs in;
+  in.x0 = TensorArg(env, o.Get("x0"), "x0");
+  in.targets = TargetsArg(env, o.Get("targets"));
+  if (c.penaltyWeight != 0) {
+    in.mask = TensorArg(env, o.Get("mask"), "mask");
+    in.reference = TensorArg(env, o.Get("reference"), "reference");
+    if (!in.mask.sizes().equals(in.x0.sizes()) || !in.reference.sizes().equals(in.x0.sizes())) {
+      Bad(env, "mask and reference must have x0's shape");
+    }
+  }
+  return in;
+}
+
+// Hands a CPU tensor's memory to JS without a copy; the Buffer's finalizer frees the tensor.
+Napi::Value TensorToJs(Napi::Env env, torch::Tensor t) {
+  auto* holder = new torch::Tensor(t.contiguous());
+  const auto bytes = static_cast<int64_t>(holder->nbytes());
+  auto buf = Napi::Buffer<uint8_t>::New(
+      env, static_cast<uint8_t*>(holder->data_ptr()), holder->nbytes(),
+      [](Napi::Env env, uint8_t*, torch::Tensor* h) {
+        Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(h->nbytes()));
+        delete h;
+      },
+      holder);
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, t.size(i)));
+  auto o = Napi::Object::New(env);
+  o.Set("data", buf);
+  o.Set("shape", shape);
+  o.Set("dtype", Napi::String::New(env, t.scalar_type() == torch::kInt32 ? "int32" : "float32"));
+  return o;
+}
+
+Napi::Value ResultToJs(Napi::Env env, const PgdResult& r, double ms) {
+  auto o = Napi::Object::New(env);
+  o.Set("images", TensorToJs(env, r.images));
+  o.Set("losses", TensorToJs(env, r.losses));
+  o.Set("predictions", TensorToJs(env, r.predictions));
+  auto stats = Napi::Object::New(env);
+  stats.Set("ms", Napi::Number::New(env, ms));
+  stats.Set("steps", Napi::Number::New(env, static_cast<double>(r.steps)));
+  o.Set("stats", stats);
+  return o;
+}
+
+std::string DeviceKey(const torch::Device& d) { return d.str(); }
+
+}  // namespace
+
+// A run whose state stays native between JS calls: the `step` primitive.
+class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
+ public:
+  static Napi::Function Class(Napi::Env env) {
+    return DefineClass(env, "PgdSession",
+                       {InstanceMethod("step", &SessionWrap::Step), InstanceMethod("finish", &SessionWrap::Finish)});
+  }
+  explicit SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {}
+
+  std::shared_ptr<Model> model;
+  std::shared_ptr<PgdRun> run;
+
+ private:
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    auto model = this->model;
+    auto run = this->run;
+    if (!run) throw CodedError(info.Env(), code::kBadInput, "the session is finished");
+    return StartJob(info.Env(), ComputeThread::For(DeviceKey(model->device())), info.Env().Undefined(),
+                    [model, run](JobContext& ctx) -> Builder {
+                      ctx.Check(model.get());
+                      auto losses = run->Step();
+                      return [losses](Napi::Env env) { return TensorToJs(env, losses); };
+                    });
+  }
+  Napi::Value Finish(const Napi::CallbackInfo& info) {
+    auto model = this->model;
+    auto run = std::move(this->run);
+    if (!run) throw CodedError(info.Env(), code::kBadInput, "the session is finished");
+    return StartJob(info.Env(), ComputeThread::For(DeviceKey(model->device())), info.Env().Undefined(),
+                    [model, run](JobContext& ctx) -> Builder {
+                      ctx.Check(model.get());
+                      auto r = run->Finish();
+                      return [r](Napi::Env env) { return ResultToJs(env, r, 0); };
+                    });
+  }
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Class(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {InstanceMethod("logits", &ModelWrap::Logits),
+                        InstanceMethod("features", &ModelWrap::Features),
+                        InstanceMethod("pgd", &ModelWrap::Pgd),
+                        InstanceMethod("createSession", &ModelWrap::CreateSession),
+                        InstanceMethod("floor", &ModelWrap::Floor),
+                        InstanceMethod("dispose", &ModelWrap::Dispose),
+                        InstanceMethod("info", &ModelWrap::Info)});
+  }
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
+
+  std::shared_ptr<Model> model;
+
+ private:
+  std::shared_ptr<Model> Live(Napi::Env env) {
+    if (!model || model->disposed) throw CodedError(env, code::kDisposed, "the classifier was disposed");
+    return model;
+  }
+  ComputeThread& Thread() { return ComputeThread::For(DeviceKey(model->device())); }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto m = Live(env);
+    auto o = Napi::Object::New(env);
+    o.Set("numClasses", Napi::Number::New(env, static_cast<double>(m->numClasses())));
+    o.Set("device", Napi::String::New(env, m->device().str()));
+    o.Set("hasFeatures", Napi::Boolean::New(env, m->hasFeatures()));
+    return o;
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info, bool features) {
+    auto env = info.Env();
+    auto m = Live(env);
+    auto x = TensorArg(env, info[0], "images");
+    return StartJob(env, Thread(), env.Undefined(), [m, x, features](JobContext& ctx) -> Builder {
+      ctx.Check(m.get());
+      torch::NoGradGuard noGrad;
+      auto xd = x.to(m->device());
+      auto out = (features ? m->Features(xd) : m->Logits(xd)).to(torch::kCPU, torch::kFloat32).contiguous();
+      return [out](Napi::Env env) { return TensorToJs(env, out); };
+    });
+  }
+  Napi::Value Logits(const Napi::CallbackInfo& info) { return Forward(info, false); }
+  Napi::Value Features(const Napi::CallbackInfo& info) { return Forward(info, true); }
+
+  Napi::Value Pgd(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto m = Live(env);
+    auto o = ObjectArg(info, 0, "options");
+    auto cfg = ConfigArg(env, o);
+    auto in = InputsArg(env, o, cfg);
+    auto every = std::max<int64_t>(1, static_cast<int64_t>(Num(o, "progressEvery", 1)));
+    Napi::Value onProgress = info.Length() > 1 ? info[1] : env.Undefined();
+    return StartJob(env, Thread(), onProgress, [m, cfg, in, every](JobContext& ctx) -> Builder {
+      const auto t0 = Clock::now();
+      PgdRun run(m, cfg, in);
+      for (int64_t i = 0; i < cfg.iterations; ++i) {
+        ctx.Check(m.get());
+        auto losses = run.Step();
+        if (ctx.wantsProgress() && ((i + 1) % every == 0 || i + 1 == cfg.iterations)) {
+          ctx.Progress(i + 1, cfg.iterations, losses.mean().item<double>(), MsSince(t0));
+        }
+      }
+      ctx.Check(m.get());
+      auto r = run.Finish();
+      double ms = MsSince(t0);
+      return [r, ms](Napi::Env env) { return ResultToJs(env, r, ms); };
+    });
+  }
+
+  Napi::Value CreateSession(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto m = Live(env);
+    auto o = ObjectArg(info, 0, "options");
+    auto cfg = ConfigArg(env, o);
+    auto in = InputsArg(env, o, cfg);
+    auto data = GetEnvData(env);
+    auto session = data->sessionClass.New({});
+    auto* wrap = SessionWrap::Unwrap(session);
+    wrap->model = m;
+    auto sessionRef = std::make_shared<Napi::ObjectReference>(Napi::Persistent(session));
+    return StartJob(env, Thread(), env.Undefined(), [m, cfg, in, wrap, sessionRef](JobContext& ctx) -> Builder {
+      ctx.Check(m.get());
+      auto run = std::make_shared<PgdRun>(m, cfg, in);
+      return [run, wrap, sessionRef](Napi::Env) -> Napi::Value {
+        wrap->run = run;
+        return sessionRef->Value();
+      };
+    });
+  }
+
+  // Times `reps` bare forward+backward passes: the cost floor of one PGD step.
+  Napi::Value Floor(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto m = Live(env);
+    auto x = TensorArg(env, info[0], "images");
+    auto targets = TargetsArg(env, info[1]);
+    int64_t reps = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 1;
+    bool bf16 = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    return StartJob(env, Thread(), env.Undefined(), [m, x, targets, reps, bf16](JobContext& ctx) -> Builder {
+      auto xd = x.to(m->device());
+      auto td = targets.to(m->device());
+      std::vector<double> times;
+      for (int64_t i = 0; i < reps; ++i) {
+        ctx.Check(m.get());
+        auto t0 = Clock::now();
+        ForwardBackward(*m, xd, td, bf16);
+        times.push_back(MsSince(t0));
+      }
+      return [times](Napi::Env env) -> Napi::Value {
+        auto a = Napi::Array::New(env, times.size());
+        for (size_t i = 0; i < times.size(); ++i) a.Set(static_cast<uint32_t>(i), times[i]);
+        return a;
+      };
+    });
+  }
+
+  // Marks the model disposed (queued and running jobs reject with ERR_DISPOSED at their next
+  // check), then releases it on its compute thread after everything queued before.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!model) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Resolve(env.Undefined());
+      auto h = Napi::Object::New(env);
+      h.Set("promise", d.Promise());
+      return h;
+    }
+    model->disposed = true;
+    auto& thread = Thread();
+    auto m = std::move(model);
+    return StartJob(env, thread, env.Undefined(), [m](JobContext&) mutable -> Builder {
+      m.reset();
+      return [](Napi::Env env) { return env.Undefined(); };
+    });
+  }
+};
+
+namespace {
+
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString()) {
+    Bad(env, "load(path, device, inputShape) expects strings and a shape");
+  }
+  auto path = info[0].As<Napi::String>().Utf8Value();
+  auto deviceName = info[1].As<Napi::String>().Utf8Value();
+  auto inputShape = Shape(env, info[2], "inputShape");
+  torch::Device device(torch::kCPU);
+  try {
+    device = ResolveDevice(deviceName);
+  } catch (const Error& e) {
+    throw CodedError(env, e.code(), e.what());
+  }
+  auto data = GetEnvData(env);
+  auto obj = data->modelClass.New({});
+  auto* wrap = ModelWrap::Unwrap(obj);
+  auto objRef = std::make_shared<Napi::ObjectReference>(Napi::Persistent(obj));
+  return StartJob(env, ComputeThread::For(DeviceKey(device)), env.Undefined(),
+                  [path, device, inputShape, wrap, objRef](JobContext&) -> Builder {
+                    auto model = Model::Load(path, device, inputShape);
+                    return [model, wrap, objRef](Napi::Env) -> Napi::Value {
+                      wrap->model = model;
+                      return objRef->Value();
+                    };
+                  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) Bad(env, "setThreads(n) expects a number");
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) Bad(env, "thread count must be >= 1");
+  ComputeThread::For("cpu").SetThreads(n);
+  return env.Undefined();
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ComputeThread::For("cpu").threads());
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("torchVersion", Napi::String::New(env, std::to_string(TORCH_VERSION_MAJOR) + "." +
+                                                   std::to_string(TORCH_VERSION_MINOR) + "." +
+                                                   std::to_string(TORCH_VERSION_PATCH)));
+  o.Set("cudaAvailable", Napi::Boolean::New(env, CudaAvailable()));
+#ifdef RS_VARIANT
+  o.Set("variant", Napi::String::New(env, RS_VARIANT));
+#else
+  o.Set("variant", Napi::String::New(env, "cpu"));
+#endif
+  o.Set("defaultThreads", Napi::Number::New(env, DefaultThreads()));
+  o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto data = GetEnvData(env);
+  data->modelClass = Napi::Persistent(ModelWrap::Class(env));
+  data->sessionClass = Napi::Persistent(SessionWrap::Class(env));
+  exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace rs
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return rs::Init(env, exports); }
+
+NODE_API_MODULE(robust_synth, InitModule)

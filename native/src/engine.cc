@@ -1,0 +1,200 @@
+#include "engine.h"
+
+#include <ATen/autocast_mode.h>
+
+#include "common.h"
+
+namespace rs {
+
+namespace {
+
+// View shape [n, 1, 1, 1] for per-sample broadcasting.
+std::vector<int64_t> PerSample(const torch::Tensor& x) {
+  std::vector<int64_t> s(x.dim(), 1);
+  s[0] = x.size(0);
+  return s;
+}
+
+torch::Tensor FlatNorm(const torch::Tensor& t) { return t.flatten(1).norm(2, 1).view(PerSample(t)); }
+
+// Autocast for the forward/backward only; restores the previous state on scope exit.
+class AutocastScope {
+ public:
+  AutocastScope(bool on, const torch::Device& dev) : on_(on), cuda_(dev.is_cuda()) {
+    if (!on_) return;
+    if (cuda_) {
+      prev_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      prev_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    if (cuda_) at::autocast::set_enabled(prev_); else at::autocast::set_cpu_enabled(prev_);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_, cuda_, prev_ = false;
+};
+
+}  // namespace
+
+PgdRun::PgdRun(std::shared_ptr<Model> model, const PgdConfig& cfg, const PgdInputs& in)
+    : model_(std::move(model)), cfg_(cfg) {
+  const auto dev = model_->device();
+  const auto& x0 = in.x0;
+  if (x0.dim() != 4) throw Error(code::kBadInput, "x0 must be [n, c, h, w]");
+  if (in.targets.dim() != 1 || in.targets.size(0) != x0.size(0)) {
+    throw Error(code::kBadInput, "targets must hold one class per sample");
+  }
+  const auto& shape = model_->inputShape();
+  for (size_t i = 0; i < shape.size() && i + 1 < static_cast<size_t>(x0.dim()); ++i) {
+    if (shape[i] != x0.size(i + 1)) {
+      throw Error(code::kBadInput, "x0 sample shape does not match the model's input shape");
+    }
+  }
+  if (in.targets.numel() > 0) {
+    const auto lo = in.targets.min().item<int64_t>(), hi = in.targets.max().item<int64_t>();
+    if (lo < 0 || hi >= model_->numClasses()) throw Error(code::kBadInput, "target class out of range");
+  }
+
+  x0_ = x0.to(dev, torch::kFloat32).contiguous();
+  targets_ = in.targets.to(dev, torch::kInt64);
+  if (cfg_.penaltyWeight != 0) {
+    keep_ = (1 - in.mask.to(dev, torch::kFloat32));
+    reference_ = in.reference.to(dev, torch::kFloat32);
+  }
+
+  x_ = x0_.clone();
+  if (cfg_.randomStart) {
+    // Noise is drawn on the CPU from a seeded generator so a run is reproducible on any device.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed);
+    auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+    switch (cfg_.constraint) {
+      case Constraint::kL2: {
+        auto n = at::normal(0, 1, x0.sizes(), gen, opts).to(dev);
+        x_ = (x0_ + cfg_.eps * n / (FlatNorm(n) + 1e-10)).clamp(0, 1);
+        break;
+      }
+      case Constraint::kLinf: {
+        auto u = at::rand(x0.sizes(), gen, opts).to(dev);
+        x_ = (x0_ + 2 * (u - 0.5) * cfg_.eps).clamp(0, 1);
+        break;
+      }
+      case Constraint::kUnconstrained: {
+        auto u = at::rand(x0.sizes(), gen, opts).to(dev);
+        x_ = (x0_ + (u - 0.5).renorm(2, 0, cfg_.step)).clamp(0, 1);
+        break;
+      }
+    }
+  }
+}
+
+torch::Tensor PgdRun::Loss(const torch::Tensor& x, torch::Tensor* logits) {
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(cfg_.bf16, model_->device());
+    if (cfg_.objective == Objective::kFeature) {
+      auto rep = model_->Features(x).to(torch::kFloat32);
+      loss = -cfg_.featureWeight * rep.select(1, cfg_.featureIndex);
+      *logits = model_->Logits(x).to(torch::kFloat32);
+    } else {
+      *logits = model_->Logits(x).to(torch::kFloat32);
+      loss = torch::nn::functional::cross_entropy(
+          *logits, targets_, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+      if (!cfg_.targeted) loss = -loss;
+    }
+  }
+  if (cfg_.penaltyWeight != 0) {
+    loss = loss + cfg_.penaltyWeight * ((reference_ - x) * keep_).pow(2).flatten(1).mean(1);
+  }
+  return loss;
+}
+
+void PgdRun::Remember(const torch::Tensor& x, const torch::Tensor& loss, const torch::Tensor& logits) {
+  auto pred = logits.argmax(1);
+  if (!bestX_.defined()) {
+    bestX_ = x.clone();
+    bestLoss_ = loss.clone();
+    bestPred_ = pred;
+    return;
+  }
+  auto better = loss < bestLoss_;  // strictly lower, as the reference
+  bestX_ = torch::where(better.view(PerSample(x)), x, bestX_);
+  bestLoss_ = torch::where(better, loss, bestLoss_);
+  bestPred_ = torch::where(better, pred, bestPred_);
+}
+
+torch::Tensor PgdRun::Step() {
+  auto x = x_.detach().requires_grad_(true);
+  torch::Tensor logits;
+  auto losses = Loss(x, &logits);
+  auto grad = torch::autograd::grad({losses.mean()}, {x})[0];
+
+  torch::NoGradGuard noGrad;
+  losses = losses.detach();
+  if (cfg_.useBest) Remember(x_, losses, logits.detach());
+
+  torch::Tensor next;
+  switch (cfg_.constraint) {
+    case Constraint::kL2:
+      next = x_ - cfg_.step * grad / (FlatNorm(grad) + 1e-10);
+      next = x0_ + (next - x0_).renorm(2, 0, cfg_.eps);
+      break;
+    case Constraint::kLinf:
+      next = x_ - cfg_.step * grad.sign();
+      next = torch::min(torch::max(next, x0_ - cfg_.eps), x0_ + cfg_.eps);
+      break;
+    case Constraint::kUnconstrained:
+      next = x_ - cfg_.step * grad;
+      break;
+  }
+  x_ = next.clamp(0, 1);
+  ++steps_;
+  return losses.to(torch::kCPU);
+}
+
+PgdResult PgdRun::Finish() {
+  torch::NoGradGuard noGrad;
+  torch::Tensor logits;
+  auto loss = Loss(x_, &logits);
+  PgdResult r;
+  if (cfg_.useBest) {
+    Remember(x_, loss, logits);
+    r.images = bestX_;
+    r.losses = bestLoss_;
+    r.predictions = bestPred_;
+  } else {
+    r.images = x_;
+    r.losses = loss;
+    r.predictions = logits.argmax(1);
+  }
+  // Reported losses are in the "lower is better" convention of the loop; for an untargeted
+  // attack flip back so the user sees the cross-entropy itself.
+  if (!cfg_.targeted && cfg_.objective == Objective::kCrossEntropy && cfg_.penaltyWeight == 0) {
+    r.losses = -r.losses;
+  }
+  r.images = r.images.to(torch::kCPU, torch::kFloat32).contiguous();
+  r.losses = r.losses.to(torch::kCPU, torch::kFloat32).contiguous();
+  r.predictions = r.predictions.to(torch::kCPU, torch::kInt32).contiguous();
+  r.steps = steps_;
+  return r;
+}
+
+void ForwardBackward(Model& model, const torch::Tensor& x, const torch::Tensor& targets, bool bf16) {
+  auto xi = x.detach().requires_grad_(true);
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(bf16, model.device());
+    loss = torch::nn::functional::cross_entropy(model.Logits(xi).to(torch::kFloat32), targets);
+  }
+  auto g = torch::autograd::grad({loss}, {xi})[0];
+  if (g.is_cuda()) g.sum().item<float>();  // wait for the device so timings mean something
+}
+
+}  // namespace rs

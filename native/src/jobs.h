@@ -1,0 +1,61 @@
+// Async jobs: a promise created on the JS thread, work run on a device's compute thread,
+// progress and the result delivered back through a thread-safe function. Nothing the compute
+// thread does can throw past this layer: every exception becomes a rejected promise whose
+// error has a stable `code`.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "compute_thread.h"
+
+namespace rs {
+
+class Model;
+
+// What a JS environment (the main thread or one worker) owns. Jobs hold it by shared_ptr,
+// so it outlives a torn-down environment whose jobs are still finishing.
+struct EnvData {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::shared_ptr<std::atomic<bool>>> active;  // abort flags of running/queued jobs
+  Napi::FunctionReference modelClass;
+  Napi::FunctionReference sessionClass;
+};
+
+std::shared_ptr<EnvData> GetEnvData(Napi::Env env);
+
+// Builds the JS value of a finished job, on the JS thread.
+using Builder = std::function<Napi::Value(Napi::Env)>;
+
+// Handed to the work function on the compute thread.
+class JobContext {
+ public:
+  // Throws rs::Error (ERR_ABORTED / ERR_DISPOSED) if the job should stop now.
+  void Check(const Model* model = nullptr) const;
+  // Non-blocking: a slow JS thread drops nothing but delays progress; never stalls compute.
+  void Progress(int64_t step, int64_t total, double loss, double elapsedMs) const;
+  bool wantsProgress() const { return hasProgress_; }
+
+ private:
+  friend Napi::Object StartJob(Napi::Env, ComputeThread&, Napi::Value, std::function<Builder(JobContext&)>);
+  std::shared_ptr<std::atomic<bool>> abort_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool hasProgress_ = false;
+};
+
+// Posts `work` to `thread`. Returns { promise, cancel } to JS; cancel() sets the abort flag
+// that the work checks between steps (and before it starts, if still queued).
+Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgress,
+                      std::function<Builder(JobContext&)> work);
+
+// An Error with a `code` property, as every native failure reaches JS.
+Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message);
+
+}  // namespace rs

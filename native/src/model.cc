@@ -1,0 +1,87 @@
+#include "model.h"
+
+#include <torch/cuda.h>
+
+#include "common.h"
+
+namespace rs {
+
+namespace {
+
+std::string ShapeString(const at::IntArrayRef& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+torch::Tensor AsTensor(const c10::IValue& v, const char* what) {
+  if (v.isTensor()) return v.toTensor();
+  throw Error(code::kModelOutput, std::string(what) + " returned " + v.tagKind() + ", expected a Tensor");
+}
+
+}  // namespace
+
+bool CudaAvailable() { return torch::cuda::is_available(); }
+
+torch::Device ResolveDevice(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name == "auto") return CudaAvailable() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!CudaAvailable()) {
+      throw Error(code::kDevice, "device '" + name +
+                                     "' requested, but this LibTorch build has no CUDA support or no GPU is visible");
+    }
+    torch::Device dev(name == "cuda" ? std::string("cuda:0") : name);
+    if (dev.index() >= static_cast<int64_t>(torch::cuda::device_count())) {
+      throw Error(code::kDevice, "device '" + name + "' requested, but only " +
+                                     std::to_string(torch::cuda::device_count()) + " GPU(s) are visible");
+    }
+    return dev;
+  }
+  throw Error(code::kDevice, "unknown device '" + name + "' (expected cpu, cuda, cuda:N or auto)");
+}
+
+std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device& device,
+                                   const std::vector<int64_t>& inputShape) {
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device);
+  } catch (const c10::Error& e) {
+    throw Error(code::kModelLoad, "cannot load TorchScript model '" + path + "': " + e.what_without_backtrace());
+  }
+  module.eval();
+  for (auto p : module.parameters()) p.set_requires_grad(false);
+
+  std::shared_ptr<Model> model(new Model(std::move(module), device));
+  model->inputShape_ = inputShape;
+  model->hasFeatures_ = model->module_.find_method("features").has_value();
+
+  std::vector<int64_t> probe{1};
+  probe.insert(probe.end(), inputShape.begin(), inputShape.end());
+  torch::Tensor out;
+  try {
+    torch::NoGradGuard noGrad;
+    out = model->Logits(torch::zeros(probe, torch::TensorOptions().device(device)));
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
+                                        ": " + e.what_without_backtrace());
+  }
+  if (out.dim() != 2 || out.size(0) != 1 || out.size(1) < 2) {
+    throw Error(code::kModelOutput, "model '" + path + "' returned shape " + ShapeString(out.sizes()) +
+                                        " for an input of shape " + ShapeString(probe) +
+                                        "; expected [n, classes] logits");
+  }
+  model->numClasses_ = out.size(1);
+  return model;
+}
+
+torch::Tensor Model::Logits(const torch::Tensor& x) { return AsTensor(module_.forward({x}), "forward()"); }
+
+torch::Tensor Model::Features(const torch::Tensor& x) {
+  if (!hasFeatures_) throw Error(code::kBadInput, "this model exports no features() method");
+  return AsTensor(module_.get_method("features")({x}), "features()");
+}
+
+}  // namespace rs
