@@ -185,8 +185,9 @@ export class Classifier {
   static async load(nameOrPath: string, options: LoadOptions = {}): Promise<Classifier> {
     const callSite = new Error();
     is.nonEmptyString('model', nameOrPath);
-    if (!is.isObject(options)) throw is.invalid('options', 'object', options);
-    is.knownKeys('load options', options, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum']);
+    const asRecord: unknown = options;
+    if (!is.isObject(asRecord)) throw is.invalid('options', 'object', options);
+    is.knownKeys('load options', asRecord, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum']);
     const device = options.device ?? 'auto';
     if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) {
       throw is.invalid('device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);

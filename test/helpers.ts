@@ -1,0 +1,49 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ImageBatch, Shape4 } from '../lib/index.js';
+
+/** Debian's python with torch (the pyenv python on PATH has none). */
+export const PYTHON = process.env.RS_PYTHON ?? '/usr/bin/python3';
+
+export function python(args: string[], timeout = 600_000): string {
+  return execFileSync(PYTHON, args, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function tempDir(prefix = 'rs-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Deterministic pseudo-random batch in [0, 1] (mulberry32). */
+export function randomBatch(shape: Shape4, seed = 1): ImageBatch {
+  let a = seed >>> 0;
+  const rnd = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+  for (let i = 0; i < data.length; i++) data[i] = rnd();
+  return { data, shape };
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Per-sample L2 distances between two batches of the same shape. */
+export function l2PerSample(a: ImageBatch, b: ImageBatch): number[] {
+  const n = a.shape[0];
+  const s = a.data.length / n;
+  return Array.from({ length: n }, (_, i) => {
+    let acc = 0;
+    for (let j = i * s; j < (i + 1) * s; j++) acc += (a.data[j]! - b.data[j]!) ** 2;
+    return Math.sqrt(acc);
+  });
+}
