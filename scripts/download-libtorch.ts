@@ -625,7 +625,13 @@ export async function fetchSidecarSha256(url: string, timeoutMs = 30_000): Promi
 /** Streams `url` into `dest`, returning its sha256. Throws (leaving `dest` to the caller) when the body ends early. */
 export async function downloadTo(url: string, dest: string, options: { timeoutMs?: number; log?: (s: string) => void } = {}): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const res = await request(url, timeoutMs);
+  let res: IncomingMessage;
+  try {
+    res = await request(url, timeoutMs);
+  } catch (e) {
+    if (e instanceof RobustSynthError) throw e;
+    throw setupError(`could not download ${url}: ${(e as Error).message} (is this machine offline?)`);
+  }
   const total = Number(res.headers['content-length'] ?? 0);
   const hash = createHash('sha256');
   let received = 0;

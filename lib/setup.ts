@@ -1,0 +1,117 @@
+/**
+ * The two shipping commands of the CLI:
+ *
+ *   robust-synth setup [--check] [--variant cpu|cuda] ...   find or download LibTorch (scripts/download-libtorch.ts)
+ *   robust-synth build [--libtorch DIR]                     compile the addon from source for the LibTorch found
+ *
+ * Neither runs at install time (npm 11 blocks dependencies' install scripts): the loader's
+ * errors name the command to run.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { explainBinary, listBinaries, packageRoot } from '../binding/index.js';
+import { cmakeJsBin } from '../scripts/prebuild.js';
+import {
+  describeLibTorch, findLibTorch, fixesText, formatResolution, inspectLibTorchDir, type LibTorch,
+} from '../scripts/download-libtorch.js';
+
+export { runSetupCommand } from '../scripts/download-libtorch.js';
+
+/** The cmake-js release `build` fetches with `npm exec` when the package's own is absent (it is a devDependency). */
+const CMAKE_JS = 'cmake-js@8.0.0';
+
+const BUILD_HELP = `Usage: robust-synth build [--libtorch DIR]
+
+Compiles robust-synth's native addon from source for the LibTorch this machine has (the same
+search as \`robust-synth setup --check\`; --libtorch or $LIBTORCH picks one), into build/Release
+inside the package, where the loader prefers it. Use it when no prebuilt binary matches your
+LibTorch. Needs cmake (>= 3.18) and a C++17 compiler.`;
+
+function onPath(names: string[], env: NodeJS.ProcessEnv): string | undefined {
+  for (const name of names) {
+    for (const dir of (env.PATH ?? '').split(delimiter)) {
+      if (dir && existsSync(join(dir, name))) return join(dir, name);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `robust-synth build`; resolves with the exit code.
+ *
+ * @example
+ * process.exitCode = await runBuildCommand(process.argv.slice(3));
+ */
+export async function runBuildCommand(argv: string[], io: { out?: (s: string) => void; err?: (s: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+  const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const env = io.env ?? process.env;
+  let values;
+  try {
+    values = parseArgs({ args: argv, options: { libtorch: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (e) {
+    err(`robust-synth build: ${(e as Error).message}\n\n${BUILD_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    out(BUILD_HELP);
+    return 0;
+  }
+
+  let libtorch: LibTorch | undefined;
+  if (values.libtorch) {
+    try {
+      libtorch = inspectLibTorchDir(values.libtorch, 'LIBTORCH');
+    } catch (e) {
+      err(`robust-synth build: --libtorch ${values.libtorch}: ${(e as Error).message}`);
+      return 1;
+    }
+    if (!libtorch.cmakePrefix) {
+      err(`robust-synth build: ${values.libtorch} has no CMake config (share/cmake/Torch), so nothing can be built against it`);
+      return 1;
+    }
+  } else {
+    const res = findLibTorch({ purpose: 'build', env });
+    if (!res.chosen) {
+      err(`robust-synth build: no LibTorch with headers and a CMake config to build against.\n\n${formatResolution(res)}\n\n${fixesText(env)}`);
+      return 1;
+    }
+    libtorch = res.chosen;
+  }
+
+  const cmake = onPath(['cmake'], env);
+  const cxx = env.CXX || onPath(['c++', 'g++', 'clang++'], env);
+  if (!cmake || !cxx) {
+    err(
+      `robust-synth build: building from source needs ${[!cmake && 'cmake', !cxx && 'a C++17 compiler'].filter(Boolean).join(' and ')}, which this machine lacks.\n` +
+        'Install them (Debian/Ubuntu: sudo apt-get install cmake g++), or use a LibTorch that a prebuilt binary matches (npx robust-synth setup --check lists them).',
+    );
+    return 1;
+  }
+
+  const root = packageRoot();
+  const covered = listBinaries(root)
+    .filter((b) => b.kind === 'prebuilt' && b.record)
+    .map((b) => `${b.record!.torchVersion} ${b.record!.variant}`);
+  out(`Building the native addon from source, as asked (robust-synth build), for ${describeLibTorch(libtorch)}.`);
+  out(`Prebuilt binaries in this package cover LibTorch: ${covered.length ? covered.join(', ') : 'none'}. This takes a minute or two.`);
+
+  const local = cmakeJsBin(root);
+  const [cmd, pre] = local ? [process.execPath, [local]] : [onPath(['npm'], env) ?? 'npm', ['exec', '--yes', `--package=${CMAKE_JS}`, '--', 'cmake-js']];
+  const args = [...pre, 'compile', '--directory', join(root, 'native'), '--out', join(root, 'build'), `--CDRS_VARIANT=${libtorch.variant}`];
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...env, LIBTORCH: libtorch.cmakePrefix ?? '' } });
+  if (r.status !== 0) {
+    err(`robust-synth build: the build failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}); its output is above.`);
+    return 1;
+  }
+  out(`Built ${join(root, 'build', 'Release', 'robust_synth.node')}.`);
+  const runtime = findLibTorch({ purpose: 'runtime', env });
+  if (runtime.chosen) {
+    const report = explainBinary(runtime.chosen, root);
+    out(`At run time robust-synth uses ${describeLibTorch(runtime.chosen)}. ${report.text}`);
+    return report.ok ? 0 : 1;
+  }
+  return 0;
+}
