@@ -10,17 +10,39 @@ once: never normalize before calling it), and returns logits. features(x) return
 pooled layer4 representation; with --fake-relu its last ReLU passes gradients through
 unchanged (forward ReLU, backward identity), as the reference's feature tasks use.
 A sidecar JSON (model card) is written next to the .pt.
+
+--madry reads a checkpoint of the MadryLab robustness library: a dict whose 'model' entry
+(older files: 'state_dict') holds the AttackerModel's state dict, keys prefixed 'module.':
+'module.model.*' (a torchvision ResNet), 'module.normalizer.new_mean'/'new_std' (used as the
+normalization), and 'module.attacker.*' (a duplicate; used when 'module.model.*' is absent).
+Files of any torch era load: zip or legacy format, pickled with pickle or with dill.
+Checkpoints are pickles: only export files from a source you trust.
+
+The training radius recorded in the card comes from --eps, or from the file name
+(imagenet_l2_3_0.pt: L2 3.0; imagenet_linf_4.pt: Linf 4/255; resnet50_l2_eps3.ckpt: L2 3.0).
+
+Exit status: 0 on success; 2 with a one-line message on stderr when the checkpoint cannot be
+read or does not fit the architecture (the message names the missing/unexpected keys).
 """
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import pickle
+import re
 import sys
+import warnings
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
 import torchvision
+
+try:
+    import dill  # the robustness library saves its checkpoints with pickle_module=dill
+except ImportError:  # pragma: no cover - depends on the machine
+    dill = None
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -31,115 +53,277 @@ IMAGENETTE = [  # (name, ImageNet index, WordNet id)
     ('garbage truck', 569, 'n03417042'), ('gas pump', 571, 'n03425413'),
     ('golf ball', 574, 'n03445777'), ('parachute', 701, 'n03888605'),
 ]
-ARCHS = {'resnet18': torchvision.models.resnet18, 'resnet50': torchvision.models.resnet50}
+ARCHS = {
+    'resnet18': torchvision.models.resnet18, 'resnet34': torchvision.models.resnet34,
+    'resnet50': torchvision.models.resnet50, 'resnet101': torchvision.models.resnet101,
+    'resnet152': torchvision.models.resnet152,
+}
+# (bottleneck blocks?, blocks in layer3) -> architecture, to suggest --arch when the keys do not fit.
+ARCH_SIGNATURES = {(False, 2): 'resnet18', (False, 6): 'resnet34', (True, 6): 'resnet50',
+                   (True, 23): 'resnet101', (True, 36): 'resnet152'}
 
 
 class CheckpointError(Exception):
     pass
 
 
-class LastBlock(nn.Module):
-    """The final residual block of layer4, written out so its closing ReLU can be 'fake'."""
+def one_line(e):
+    return ' '.join(str(e).split()) or type(e).__name__
 
-    def __init__(self, block, fake_relu: bool):
+
+# --------------------------------------------------------------------------------------------
+# The exported module
+# --------------------------------------------------------------------------------------------
+
+class BottleneckPreAct(nn.Module):
+    """A torchvision Bottleneck up to (not including) its closing ReLU."""
+
+    def __init__(self, block):
         super().__init__()
-        self.block = block
-        self.fake_relu = fake_relu
-        self.bottleneck = hasattr(block, 'conv3')
+        self.conv1, self.bn1 = block.conv1, block.bn1
+        self.conv2, self.bn2 = block.conv2, block.bn2
+        self.conv3, self.bn3 = block.conv3, block.bn3
+        self.downsample = block.downsample if block.downsample is not None else nn.Identity()
 
     def forward(self, x):
-        b = self.block
-        out = torch.relu(b.bn1(b.conv1(x)))
-        out = b.bn2(b.conv2(out))
-        if self.bottleneck:
-            out = b.bn3(b.conv3(torch.relu(out)))
-        identity = x if b.downsample is None else b.downsample(x)
-        out = out + identity
-        if self.fake_relu:
-            return out + (torch.relu(out) - out).detach()  # value of ReLU, gradient of identity
-        return torch.relu(out)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return out + self.downsample(x)
+
+
+class BasicPreAct(nn.Module):
+    """A torchvision BasicBlock up to (not including) its closing ReLU."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.conv1, self.bn1 = block.conv1, block.bn1
+        self.conv2, self.bn2 = block.conv2, block.bn2
+        self.downsample = block.downsample if block.downsample is not None else nn.Identity()
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return out + self.downsample(x)
 
 
 class Exported(nn.Module):
+    """pixels in [0, 1] -> normalize (once) -> ResNet -> logits; features() = pooled layer4."""
+
     def __init__(self, net, mean, std, fake_relu=False):
         super().__init__()
+        blocks = list(net.layer4.children())
+        last = blocks[-1]
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.body = nn.Sequential(net.layer1, net.layer2, net.layer3, *list(net.layer4.children())[:-1])
-        self.last = LastBlock(list(net.layer4.children())[-1], fake_relu)
-        self.plain_last = LastBlock(list(net.layer4.children())[-1], False)
+        self.body = nn.Sequential(net.layer1, net.layer2, net.layer3, *blocks[:-1])
+        # The last block without its closing ReLU: forward() applies a real ReLU, features() a
+        # fake one when asked. Same parameters as `net` (shared, saved once).
+        self.last = BottleneckPreAct(last) if hasattr(last, 'conv3') else BasicPreAct(last)
         self.fc = net.fc
-        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
+        self.fake_relu = fake_relu
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def trunk(self, x):
-        return self.body(self.stem((x - self.mean) / self.std))
+    def _pre_relu(self, x):
+        return self.last(self.body(self.stem((x - self.mean) / self.std)))
 
     def forward(self, x):
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.plain_last(self.trunk(x)), 1), 1))
+        rep = torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self._pre_relu(x)), 1), 1)
+        return self.fc(rep)
 
     @torch.jit.export
     def features(self, x):
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.last(self.trunk(x)), 1), 1)
+        out = self._pre_relu(x)
+        if self.fake_relu:
+            out = out + (torch.relu(out) - out).detach()  # value of a ReLU, gradient of the identity
+        else:
+            out = torch.relu(out)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading checkpoints
+# --------------------------------------------------------------------------------------------
+
+def _torch_load(path, pickle_module):
+    kwargs = {'map_location': 'cpu', 'pickle_module': pickle_module}
+    if 'weights_only' in inspect.signature(torch.load).parameters:
+        kwargs['weights_only'] = False  # torch >= 2.6 defaults to True, which refuses these files
+    # Debian's torch 1.13.0a0 ignores pickle_module (torch.load sets it to the `pickle` module it
+    # imported); pointing that name at the module we want makes dill work there too.
+    saved = torch.serialization.pickle
+    torch.serialization.pickle = pickle_module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return torch.load(path, **kwargs)
+    finally:
+        torch.serialization.pickle = saved
 
 
 def load_checkpoint(path):
-    """torch.load for files of any torch 1.x+ era: zip or legacy format, pickle or dill."""
-    errors = []
-    modules = [pickle]
-    try:
-        import dill  # robustness saved some entries with dill
-        modules.append(dill)
-    except ImportError:
-        pass
-    for mod in modules:
+    """torch.load for files of any torch era: zip or legacy format, pickle or dill."""
+    if not os.path.exists(path):
+        raise CheckpointError(f'{path}: no such file')
+    if os.path.isdir(path):
+        raise CheckpointError(f'{path} is a directory, not a checkpoint file')
+    errors = {}
+    for mod in [pickle] + ([dill] if dill else []):
         try:
-            return torch.load(path, map_location='cpu', pickle_module=mod)
+            obj = _torch_load(path, mod)
         except Exception as e:  # noqa: BLE001 - report every attempt
-            errors.append(f'{mod.__name__}: {e}')
-    raise CheckpointError(f'cannot read {path} as a torch checkpoint ({"; ".join(errors)})')
+            errors[mod.__name__] = f'{type(e).__name__}: {one_line(e)}'
+            continue
+        if isinstance(obj, torch.jit.ScriptModule):
+            raise CheckpointError(f'{path} is a TorchScript module (an exported model?), not a checkpoint')
+        return obj
+    hint = '' if dill else ('; dill is not installed, and robustness checkpoints may need it '
+                            '(apt-get install python3-dill, or pip install dill)')
+    if len(set(errors.values())) == 1:
+        why = next(iter(errors.values()))
+    else:
+        why = '; '.join(f'with {m}: {e}' for m, e in errors.items())
+    raise CheckpointError(f'cannot read {path} as a torch checkpoint ({why}){hint}')
+
+
+def _as_state_dict(obj, what):
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f'{what} holds a {type(obj).__name__}, not a state dict')
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise CheckpointError(f'{what} is not a state dict: entries that are not tensors: {show(bad)}')
+    return obj
+
+
+def show(keys, limit=8):
+    keys = list(keys)
+    return ', '.join(keys[:limit]) + (f' (+{len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def _strip(prefix, keys):
+    return {k[len(prefix):]: v for k, v in keys.items() if k.startswith(prefix)}
 
 
 def madry_state_dict(ckpt):
-    """Returns (model state dict, mean, std) from a robustness checkpoint."""
-    if isinstance(ckpt, dict) and 'model' in ckpt and isinstance(ckpt['model'], dict):
-        sd = ckpt['model']
-    elif isinstance(ckpt, dict) and 'state_dict' in ckpt:
-        sd = ckpt['state_dict']
-    elif isinstance(ckpt, dict) and all(torch.is_tensor(v) for v in ckpt.values()):
-        sd = ckpt
+    """(model state dict, its key prefix in the file, mean, std, info) from a robustness checkpoint.
+
+    info records where things came from, for the model card."""
+    if isinstance(ckpt, Mapping) and 'model' in ckpt:
+        entry, sd = 'model', ckpt['model']
+    elif isinstance(ckpt, Mapping) and 'state_dict' in ckpt:
+        entry, sd = 'state_dict', ckpt['state_dict']
+    elif isinstance(ckpt, Mapping) and ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
+        entry, sd = None, ckpt  # a bare state dict
+    elif isinstance(ckpt, Mapping):
+        raise CheckpointError("no 'model' or 'state_dict' entry in the checkpoint "
+                              f'(its entries: {show(map(str, ckpt.keys())) or "none"})')
     else:
-        keys = list(ckpt.keys()) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"no 'model' or 'state_dict' entry in the checkpoint (found {keys})")
+        raise CheckpointError(f'the checkpoint holds a {type(ckpt).__name__}, not a dict with a state dict')
+    sd = _as_state_dict(sd, f"the checkpoint's '{entry}' entry" if entry else 'the checkpoint')
+    mp = 'module.' if any(k.startswith('module.') for k in sd) else ''  # as the file names its keys
     sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
-    prefix = 'model.' if any(k.startswith('model.') for k in sd) else (
-        'attacker.model.' if any(k.startswith('attacker.model.') for k in sd) else None)
-    if prefix is None:
+
+    model_sd, attacker_sd = _strip('model.', sd), _strip('attacker.model.', sd)
+    norms = {p: (sd.get(p + 'new_mean'), sd.get(p + 'new_std')) for p in ('normalizer.', 'attacker.normalizer.')}
+    known = {'normalizer.new_mean', 'normalizer.new_std', 'attacker.normalizer.new_mean', 'attacker.normalizer.new_std'}
+    other = [k for k in sd if k not in known and not k.startswith(('model.', 'attacker.model.'))]
+    if other:
+        hint = ('; this looks like a torchvision state dict: export it with --torchvision'
+                if 'conv1.weight' in sd and 'fc.weight' in sd else '')
+        raise CheckpointError(f'unexpected keys outside {mp}model.*, {mp}attacker.* and {mp}normalizer.*: '
+                              f'{show(mp + k for k in other)}{hint}')
+    if model_sd:
+        weights, prefix, order = model_sd, f'{mp}model.', ('normalizer.', 'attacker.normalizer.')
+    elif attacker_sd:
+        weights, prefix, order = attacker_sd, f'{mp}attacker.model.', ('attacker.normalizer.', 'normalizer.')
+    else:
         raise CheckpointError("no 'module.model.*' or 'module.attacker.model.*' weights in the checkpoint "
-                              f'(first keys: {list(sd)[:5]})')
-    model_sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    for norm_prefix in ('normalizer.', 'attacker.normalizer.'):
-        if norm_prefix + 'new_mean' in sd:
-            mean = sd[norm_prefix + 'new_mean'].flatten().tolist()
-            std = sd[norm_prefix + 'new_std'].flatten().tolist()
-            break
-    return model_sd, mean, std
+                              f'(its keys: {show(mp + k for k in sd)})')
+    mean, std, norm_from = IMAGENET_MEAN, IMAGENET_STD, None
+    for p in order:
+        m, s = norms[p]
+        if m is None and s is None:
+            continue
+        if m is None or s is None or m.numel() != 3 or s.numel() != 3:
+            raise CheckpointError(f'{mp}{p}new_mean/new_std must both be present with 3 values each '
+                                  f'(found shapes {None if m is None else tuple(m.shape)}, '
+                                  f'{None if s is None else tuple(s.shape)})')
+        # float32 -> Python float is exact: the exported buffers hold the checkpoint's very values.
+        mean, std, norm_from = m.float().flatten().tolist(), s.float().flatten().tolist(), f'{mp}{p}new_mean/new_std'
+        break
+    if min(std) <= 0:
+        raise CheckpointError(f'the normalizer std {std} is not positive')
+    info = {'entry': entry, 'weights': prefix + '*', 'normalization': norm_from or 'ImageNet default (none in checkpoint)'}
+    return weights, prefix, mean, std, info
 
 
-def check_keys(net, sd):
-    want = set(net.state_dict().keys())
-    have = set(sd.keys())
-    missing, unexpected = sorted(want - have), sorted(have - want)
+def torchvision_state_dict(obj):
+    """(state dict, key prefix in the file) from a torchvision state dict file."""
+    what = 'the file'
+    if isinstance(obj, Mapping) and not all(torch.is_tensor(v) for v in obj.values()):
+        for key in ('state_dict', 'model'):
+            if key in obj:
+                obj, what = obj[key], f"the file's '{key}' entry"
+                break
+    sd = _as_state_dict(obj, what)
+    prefix = ''
+    if all(k.startswith('module.') for k in sd):  # saved from a DataParallel
+        sd, prefix = {k[len('module.'):]: v for k, v in sd.items()}, 'module.'
+    if any(k.startswith(('model.', 'normalizer.', 'attacker.')) for k in sd):
+        raise CheckpointError('this looks like a MadryLab robustness checkpoint (keys module.model.* / '
+                              'module.normalizer.*); export it with --madry, not --torchvision')
+    return sd, prefix
+
+
+def guess_arch(sd):
+    bottleneck = 'layer1.0.conv3.weight' in sd
+    blocks = {int(m.group(1)) for k in sd for m in [re.match(r'layer3\.(\d+)\.', k)] if m}
+    return ARCH_SIGNATURES.get((bottleneck, len(blocks)))
+
+
+def check_keys(net, sd, arch, prefix=''):
+    """Checks the weights against torchvision's `arch`; errors name keys as the file has them (with `prefix`)."""
+    want = net.state_dict()
+    # BatchNorm's num_batches_tracked only counts training steps and is absent from files of
+    # old torch versions; torch's own load_state_dict accepts their absence too.
+    missing = sorted(prefix + k for k in want if k not in sd and not k.endswith('num_batches_tracked'))
+    unexpected = sorted(prefix + k for k in sd if k not in want)
     if missing or unexpected:
-        def show(ks):
-            return ', '.join(ks[:8]) + (f' (+{len(ks) - 8} more)' if len(ks) > 8 else '')
-        raise CheckpointError('the weights do not fit a torchvision ' + net.__class__.__name__ +
+        guess = guess_arch(sd)
+        hint = f'; the weights look like a {guess}: pass --arch {guess}' if guess and guess != arch else ''
+        raise CheckpointError(f'the weights do not fit a torchvision {arch}' +
                               (f'; missing keys: {show(missing)}' if missing else '') +
-                              (f'; unexpected keys: {show(unexpected)}' if unexpected else ''))
-    for k, v in net.state_dict().items():
-        if v.shape != sd[k].shape:
-            raise CheckpointError(f'shape mismatch for {k}: checkpoint {tuple(sd[k].shape)}, model {tuple(v.shape)}')
+                              (f'; unexpected keys: {show(unexpected)}' if unexpected else '') + hint)
+    wrong = [f'{prefix}{k} (checkpoint {tuple(sd[k].shape)}, {arch} {tuple(v.shape)})'
+             for k, v in want.items() if k in sd and sd[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f'shape mismatch for {show(wrong, 4)}')
+    full = dict(sd)
+    for k, v in want.items():
+        full.setdefault(k, v)  # only num_batches_tracked can be missing here
+    return full
 
+
+def infer_eps(path):
+    """(constraint, eps) from the robustness file names, or None."""
+    name = os.path.basename(path).lower()
+    if re.search(r'(^|_)nat(\.|_|$)', name):
+        return '2', 0.0
+    m = re.search(r'_l2_(\d+)_(\d+)\.', name)  # imagenet_l2_3_0.pt
+    if m:
+        return '2', float(f'{m.group(1)}.{m.group(2)}')
+    m = re.search(r'_l2_eps(\d+(?:\.\d+)?)\.', name)  # resnet50_l2_eps3.ckpt
+    if m:
+        return '2', float(m.group(1))
+    m = re.search(r'_linf_(?:eps)?(\d+(?:\.\d+)?)\.', name)  # imagenet_linf_4.pt, resnet50_linf_eps4.0.ckpt
+    if m:
+        return 'inf', float(m.group(1)) / 255
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 
 def sha256(path):
     h = hashlib.sha256()
@@ -149,73 +333,113 @@ def sha256(path):
     return h.hexdigest()
 
 
+def verify(module, net, mean, std, fake_relu):
+    """Checks the scripted module against the eager torchvision net on a random batch."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 128, 128, generator=g)  # any size works (adaptive pooling); small is quick
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        trunk = nn.Sequential(*list(net.children())[:-1])  # conv1 ... layer4, avgpool
+        ref_rep = torch.flatten(trunk((x - m) / s), 1)
+        ref = net.fc(ref_rep)
+        got, got_rep = module(x), module.features(x)
+    d_logits = (got - ref).abs().max().item()
+    d_rep = (got_rep - ref_rep).abs().max().item()
+    scale = max(1.0, ref.abs().max().item())
+    if not (d_logits <= 1e-4 * scale and d_rep <= 1e-4 * max(1.0, ref_rep.abs().max().item())):
+        raise CheckpointError(f'internal check failed: the exported module differs from torchvision '
+                              f'(logits {d_logits:.3g}, features {d_rep:.3g})')
+    return {'maxAbsLogitDiff': d_logits, 'maxAbsFeatureDiff': d_rep, 'fakeRelu': fake_relu}
+
+
+def write_json(path, obj):
+    tmp = path + '.partial'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument('--madry', metavar='CHECKPOINT', help='a MadryLab robustness checkpoint (e.g. imagenet_l2_3_0.pt)')
-    src.add_argument('--torchvision', metavar='STATE_DICT', help='a torchvision ResNet state dict (.pth)')
+    src.add_argument('--torchvision', metavar='STATE_DICT', help='a torchvision ResNet state dict (e.g. resnet50-0676ba61.pth)')
     src.add_argument('--random', action='store_true', help='random weights (benchmarks and tests)')
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--out', required=True, help='the TorchScript file to write (*.pt); its card goes next to it (*.json)')
     ap.add_argument('--arch', choices=sorted(ARCHS), default='resnet50')
     ap.add_argument('--name', help='model name in the card (default: the output file name)')
-    ap.add_argument('--eps', type=float, help='robust training radius to record (default 3.0 for --madry)')
-    ap.add_argument('--fake-relu', action='store_true', help="features(): gradient passes the last ReLU unchanged")
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--eps', type=float, help='robust training radius to record (default for --madry: from the file name)')
+    ap.add_argument('--constraint', choices=['2', 'inf'], help="the norm of --eps (default '2', or from the file name)")
+    ap.add_argument('--fake-relu', action='store_true', help='features(): gradient passes the last ReLU unchanged')
+    ap.add_argument('--no-verify', action='store_true', help='skip comparing the exported module with torchvision')
+    ap.add_argument('--seed', type=int, default=0, help='seed of --random')
     args = ap.parse_args(argv)
+    if not args.out.endswith('.pt'):
+        ap.error('--out must end in .pt (the model card is written next to it, as .json)')
 
     torch.manual_seed(args.seed)
     net = ARCHS[args.arch](num_classes=1000)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
-    source, robust = None, False
+    source, origin = None, {}
+    constraint, eps = args.constraint or '2', args.eps if args.eps is not None else 0.0
     try:
+        sd, prefix = None, ''
         if args.madry:
-            sd, mean, std = madry_state_dict(load_checkpoint(args.madry))
-            source, robust = args.madry, True
+            sd, prefix, mean, std, origin = madry_state_dict(load_checkpoint(args.madry))
+            source = args.madry
+            if args.eps is None:
+                guess = infer_eps(args.madry)
+                if guess is None:
+                    raise CheckpointError(f'cannot tell the training radius from the name {os.path.basename(args.madry)}; '
+                                          'pass --eps (and --constraint inf for an Linf model; eps 0 for a standard one)')
+                constraint, eps = (args.constraint or guess[0]), guess[1]
         elif args.torchvision:
-            sd = load_checkpoint(args.torchvision)
-            if isinstance(sd, dict) and 'state_dict' in sd:
-                sd = sd['state_dict']
-            if not isinstance(sd, dict):
-                raise CheckpointError(f'{args.torchvision} holds a {type(sd).__name__}, not a state dict')
+            sd, prefix = torchvision_state_dict(load_checkpoint(args.torchvision))
             source = args.torchvision
-        else:
-            sd = None
         if sd is not None:
-            check_keys(net, sd)
-            net.load_state_dict(sd)
+            net.load_state_dict(check_keys(net, sd, args.arch, prefix))
+        net.eval()
+        module = torch.jit.script(Exported(net, mean, std, args.fake_relu).eval())
+        check = None if args.no_verify else verify(module, net, mean, std, args.fake_relu)
     except CheckpointError as e:
         print(f'export_resnet50: {e}', file=sys.stderr)
         return 2
-    net.eval()
-    module = torch.jit.script(Exported(net, mean, std, args.fake_relu).eval())
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + '.partial'
     module.save(tmp)
     os.replace(tmp, args.out)
 
+    robust = eps > 0
     categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta['categories']
     card = {
         'name': args.name or os.path.splitext(os.path.basename(args.out))[0],
         'format': 'robust-synth-model/1',
         'architecture': args.arch,
+        'dataset': 'imagenet',
         'inputShape': [3, 224, 224],
         'channels': 3,
-        'normalization': {'mean': mean, 'std': std, 'inside': True},
+        'inputRange': [0, 1],
+        'normalization': {'mean': mean, 'std': std, 'inside': True,
+                          'source': origin.get('normalization', 'ImageNet default')},
         'classes': list(categories),
         'subsets': {'imagenette': [{'name': n, 'index': i, 'wnid': w} for n, i, w in IMAGENETTE]},
-        'representation': {'method': 'features', 'size': net.fc.in_features, 'fakeRelu': args.fake_relu},
+        'representation': {'method': 'features', 'size': net.fc.in_features, 'layer': 'avgpool(layer4)',
+                           'fakeRelu': args.fake_relu},
         'robust': robust,
-        'eps': (args.eps if args.eps is not None else 3.0) if robust else (args.eps or 0),
-        'constraint': '2' if robust else None,
+        'eps': eps,
+        'constraint': constraint if robust else None,
+        'role': 'robust' if robust else ('random' if args.random else 'standard'),
         'weights': 'random' if args.random else ('madrylab-robustness' if args.madry else 'torchvision'),
         'source': os.path.basename(source) if source else None,
         'sourceSha256': sha256(source) if source else None,
+        'sourceLayout': origin or None,
         'torchVersion': torch.__version__,
+        'torchvisionVersion': torchvision.__version__,
+        'exportCheck': check,
         'sha256': sha256(args.out),
     }
-    with open(os.path.splitext(args.out)[0] + '.json', 'w') as f:
-        json.dump(card, f, indent=2)
-        f.write('\n')
+    write_json(os.path.splitext(args.out)[0] + '.json', card)
     print(f'wrote {args.out} and its model card', file=sys.stderr)
     return 0
 
