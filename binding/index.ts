@@ -22,7 +22,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustSynthError } from '../lib/errors.js';
 import {
-  describeLibTorch, findLibTorch, majorMinor, noLibTorchMessage, type LibTorch,
+  defaultPythons, describeLibTorch, findLibTorch, majorMinor, noLibTorchMessage, type LibTorch,
 } from '../scripts/download-libtorch.js';
 
 export interface RawTensor {
@@ -279,9 +279,9 @@ export function checkBinary(libtorch: LibTorch, binary: BinaryCandidate): Binary
   const r = binary.record;
   if (!r) return { ok: false, why: binary.problem ?? 'no build record' };
   if (majorMinor(r.torchVersion) !== majorMinor(libtorch.version)) {
-    return { ok: false, why: `built against LibTorch ${r.torchVersion}, not ${majorMinor(libtorch.version)}.x` };
+    return { ok: false, why: `built for LibTorch ${majorMinor(r.torchVersion)}.x (${r.torchVersion}); this one is ${libtorch.version}` };
   }
-  if (r.variant === 'cuda' && libtorch.variant === 'cpu') return { ok: false, why: 'a CUDA build; this LibTorch is CPU-only' };
+  if (r.variant === 'cuda' && libtorch.variant === 'cpu') return { ok: false, why: `a CUDA build (LibTorch ${r.torchVersion}); this LibTorch is CPU-only` };
   if (r.cxx11Abi !== undefined && libtorch.cxx11Abi !== undefined && r.cxx11Abi !== libtorch.cxx11Abi) {
     return { ok: false, why: `built for the ${r.cxx11Abi ? 'C++11' : 'pre-C++11'} libstdc++ ABI; this LibTorch uses the other one` };
   }
@@ -325,7 +325,7 @@ function refusalText(libtorch: LibTorch, binaries: BinaryCandidate[], root: stri
   const lines = binaries.length
     ? binaries.map((b) => {
         const c = checkBinary(libtorch, b);
-        return `  - ${describe(b, root)}${c.ok ? '' : `: ${c.why}`}`;
+        return c.ok ? `  - ${describe(b, root)}` : `  - ${relative(root, b.path) || b.path} (${b.kind}): ${c.why}`;
       })
     : ['  - none (no build/Release and no prebuilds/ in the package)'];
   return [
@@ -384,9 +384,10 @@ export function probeBinary(binary: string, preload: string[], timeoutMs = 120_0
   }
 }
 
+/** The error's own line in a child's stderr ("Error: ...: invalid ELF header"), else its last line. */
 function lastLine(s: string): string {
-  const lines = s.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l) && !/^Node\.js v/.test(l));
-  return lines.at(-1)?.trim() ?? '';
+  const lines = s.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /^[\w.]*Error\b.*?: /.test(l)) ?? lines.filter((l) => !/^at |^Node\.js v|^[{}]/.test(l)).at(-1) ?? '';
 }
 
 function warn(message: string): void {
@@ -438,7 +439,10 @@ function plan(): LoadedBinding {
       const line = `the CUDA LibTorch ${primary.version} at ${primary.root} failed its probe (${probe.why}); falling back to the CPU`;
       warn(line);
       fallbacks.push(line);
-      const after = res.candidates.slice(res.candidates.findIndex((c) => c.found === primary) + 1);
+      // Look again, Pythons included (skipped above once a LibTorch was found), for a CPU LibTorch after this one.
+      const all = findLibTorch({ purpose: 'runtime', pythons: defaultPythons(process.env) });
+      const at = all.candidates.findIndex((c) => c.found?.root === primary.root && c.source === primary.source);
+      const after = all.candidates.slice(at + 1);
       const cpu = after
         .map((c) => c.found)
         .filter((t): t is LibTorch => Boolean(t) && t!.variant === 'cpu')

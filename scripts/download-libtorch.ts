@@ -393,7 +393,8 @@ export function findPythonTorch(pythons: string[], env: NodeJS.ProcessEnv): Arra
   return out;
 }
 
-function defaultPythons(env: NodeJS.ProcessEnv): string[] {
+/** The Pythons asked for `torch`: $ROBUST_SYNTH_PYTHON, else python3 on PATH and /usr/bin/python3. */
+export function defaultPythons(env: NodeJS.ProcessEnv): string[] {
   if (env.ROBUST_SYNTH_PYTHON) return [env.ROBUST_SYNTH_PYTHON];
   return ['python3', '/usr/bin/python3'];
 }

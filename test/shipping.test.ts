@@ -1,0 +1,171 @@
+// The package as users get it: `npm pack` (prepack builds the TypeScript and the prebuilt binary),
+// installed into a fresh project with --ignore-scripts and no compiler on the PATH, then used.
+// Runs a PGD on the system LibTorch, refuses a LibTorch of another version with ERR_LIBTORCH,
+// falls back to the CPU when a CUDA LibTorch fails its probe, and explains itself with --check.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { python, tempDir } from './helpers.js';
+
+const ROOT = process.cwd();
+
+let dir: string;
+let app: string;
+let bin: string;
+let model: string;
+let tarball: string;
+let pkgDir: string;
+
+/** A PATH holding only node and npm: no cc, g++, cmake, python3. */
+function bareEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { PATH: bin, HOME: join(dir, 'home'), ...extra };
+}
+
+interface RunResult {
+  ok: boolean;
+  code?: string;
+  name?: string;
+  message?: string;
+  steps?: number;
+  shape?: number[];
+  losses?: number[];
+  loaded?: { path: string; kind: string; record: { torchVersion: string; variant: string }; libtorch: { source: string; version: string; libDir: string }; fallbacks: string[] };
+}
+
+function runApp(env: Record<string, string> = {}): { result: RunResult; stderr: string } {
+  const r = spawnSync(join(bin, 'node'), ['run.mjs', model], { cwd: app, env: bareEnv(env), encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`run.mjs exited ${r.status ?? r.signal}: ${r.stderr}`);
+  return { result: JSON.parse(r.stdout.trim().split('\n').at(-1)!) as RunResult, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  dir = tempDir('rs-ship-');
+  // 1. Pack. prepack runs `build:ts` and `prebuildify` (which skips the native build when the
+  //    sources and LibTorch match the existing prebuilt's record).
+  execFileSync('npm', ['pack', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe', timeout: 280_000 });
+  tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+
+  // 2. A PATH with node and npm only.
+  bin = join(dir, 'bin');
+  mkdirSync(bin);
+  symlinkSync(process.execPath, join(bin, 'node'));
+  const npmCli = realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+  symlinkSync(npmCli, join(bin, 'npm'));
+  mkdirSync(join(dir, 'home'));
+
+  // 3. A fresh project; dependencies' install scripts blocked, as npm 11 does by default.
+  app = join(dir, 'app');
+  mkdirSync(app);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  execFileSync(join(bin, 'npm'), ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
+    cwd: app,
+    env: { PATH: bin, HOME: process.env.HOME }, // the real HOME: npm's package cache
+    stdio: 'pipe',
+    timeout: 180_000,
+  });
+  pkgDir = join(app, 'node_modules', 'robust-synth');
+  writeFileSync(
+    join(app, 'run.mjs'),
+    `import { Classifier } from 'robust-synth';
+const binding = await import(new URL('./node_modules/robust-synth/dist/binding/index.js', import.meta.url));
+try {
+  const clf = await Classifier.load(process.argv[2], { device: 'cpu', inputShape: [3, 16, 16] });
+  const x0 = { data: new Float32Array(2 * 3 * 16 * 16).fill(0.5), shape: [2, 3, 16, 16] };
+  const r = await clf.pgd({ x0, targets: [1, 2], eps: 2, step: 0.5, iterations: 5 });
+  await clf.dispose();
+  console.log(JSON.stringify({ ok: true, steps: r.stats.steps, shape: r.images.shape, losses: Array.from(r.losses), loaded: binding.bindingInfo() }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, code: e.code, name: e.name, message: e.message }));
+}
+`,
+  );
+
+  // 4. A small TorchScript classifier for [3, 16, 16] inputs.
+  python(['test/fixtures/reference_pgd.py', join(dir, 'model')]);
+  model = join(dir, 'model', 'model.pt');
+}, 300_000);
+
+describe('npm pack -> npm install --ignore-scripts, no compiler', () => {
+  it('has no compiler or cmake on the PATH the app runs with', () => {
+    const r = spawnSync('/bin/sh', ['-c', 'command -v cc gcc g++ c++ clang cmake python3 || true'], { env: bareEnv(), encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('');
+  });
+
+  it('ships a prebuilt binary with its LibTorch record, and needs no install script', () => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    for (const s of ['preinstall', 'install', 'postinstall']) expect(pkg.scripts?.[s]).toBeUndefined();
+    const flavor = join(pkgDir, 'prebuilds', 'torch1.13-cpu', 'prebuilds', 'linux-x64');
+    expect(readdirSync(flavor).sort()).toEqual(['robust-synth.glibc.json', 'robust-synth.glibc.node']);
+    expect(JSON.parse(readFileSync(join(flavor, 'robust-synth.glibc.json'), 'utf8'))).toMatchObject({ torchVersion: '1.13.0', variant: 'cpu', cxx11Abi: true });
+    expect(existsSync(join(pkgDir, 'build'))).toBe(false);
+  });
+
+  it('runs a PGD through the prebuilt binary on the system LibTorch', () => {
+    const { result, stderr } = runApp();
+    expect(result).toMatchObject({ ok: true, steps: 5, shape: [2, 3, 16, 16] });
+    expect(result.losses!.every(Number.isFinite)).toBe(true);
+    expect(result.loaded!.kind).toBe('prebuilt');
+    expect(result.loaded!.path.startsWith(pkgDir)).toBe(true);
+    expect(result.loaded!.record).toMatchObject({ torchVersion: '1.13.0', variant: 'cpu' });
+    // Debian's python3-torch and libtorch-dev are the same libraries in /usr/lib/<triplet>.
+    expect(['python', 'system']).toContain(result.loaded!.libtorch.source);
+    expect(realpathSync(join(result.loaded!.libtorch.libDir, 'libtorch.so'))).toMatch(/^\/usr\/lib\/x86_64-linux-gnu\/libtorch\.so\.1\.13/);
+    expect(result.loaded!.fallbacks).toEqual([]);
+    expect(stderr).toBe('');
+  });
+
+  it('refuses a LibTorch of another version with ERR_LIBTORCH, before loading anything', () => {
+    const fake = join(dir, 'libtorch-2.3.1');
+    mkdirSync(join(fake, 'lib'), { recursive: true });
+    writeFileSync(join(fake, 'build-version'), '2.3.1+cpu\n');
+    writeFileSync(join(fake, 'lib', 'libtorch.so'), ''); // never loaded: the refusal comes first
+    const { result } = runApp({ LIBTORCH: fake });
+    expect(result).toMatchObject({ ok: false, code: 'ERR_LIBTORCH', name: 'RobustSynthError' });
+    expect(result.message).toContain(`No robust-synth binary here is built for LibTorch 2.3.1+cpu (CPU) at ${fake} (found via LIBTORCH)`);
+    expect(result.message).toContain('robust-synth.glibc.node (prebuilt): built for LibTorch 1.13.x (1.13.0); this one is 2.3.1+cpu');
+    expect(result.message).toContain('npx robust-synth build');
+    expect(result.message).toContain('unset LIBTORCH');
+    expect(result.message).toContain('npx robust-synth setup --check');
+  });
+
+  it('probes a CUDA LibTorch in a child process and falls back to the CPU, logging each step', () => {
+    // A "CUDA" LibTorch 1.13 whose libtorch.so is broken: loading it would fail in the app.
+    const fake = join(dir, 'libtorch-cuda-broken');
+    mkdirSync(join(fake, 'lib'), { recursive: true });
+    writeFileSync(join(fake, 'build-version'), '1.13.1+cu117\n');
+    for (const l of ['libc10.so.1.13', 'libtorch_cpu.so.1.13']) symlinkSync(`/usr/lib/x86_64-linux-gnu/${l}`, join(fake, 'lib', l));
+    writeFileSync(join(fake, 'lib', 'libtorch.so.1.13'), 'broken');
+    writeFileSync(join(fake, 'lib', 'libtorch_cuda.so'), 'broken');
+    const { result, stderr } = runApp({ LIBTORCH: fake });
+    expect(result).toMatchObject({ ok: true, steps: 5 });
+    expect(result.loaded!.libtorch.source).not.toBe('LIBTORCH');
+    expect(result.loaded!.libtorch.version).toMatch(/^1\.13/);
+    expect(stderr).toContain(`robust-synth: the CUDA LibTorch 1.13.1+cu117 at ${fake} failed its probe`);
+    expect(stderr).toContain('libtorch.so.1.13: file too short); falling back to the CPU');
+    expect(stderr).toMatch(/robust-synth: using LibTorch 1\.13\.\S+ \(CPU\) at \S+ \((python|system)\) with prebuilds\/torch1\.13-cpu/);
+    expect(result.loaded!.fallbacks).toHaveLength(3);
+  });
+
+  it('`setup --check` explains what it found on this machine', () => {
+    const script = join(pkgDir, 'dist', 'scripts', 'download-libtorch.js');
+    const r = spawnSync(join(bin, 'node'), [script, '--check'], { cwd: app, env: bareEnv(), encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/1\. \$LIBTORCH\s+not set/);
+    expect(r.stdout).toMatch(/2\. download cache\s+\S+\/home\/\.cache\/robust-synth\/libtorch: nothing downloaded yet/);
+    expect(r.stdout).toMatch(/3\. Python torch\s+python3: not found/);
+    expect(r.stdout).toMatch(/\/usr\/bin\/python3: LibTorch 1\.13\.0a0 \(CPU\) at \/usr\/lib\/python3\/dist-packages\/torch.*<- used/);
+    expect(r.stdout).toMatch(/4\. system\s+\/usr\/lib\/x86_64-linux-gnu: LibTorch 1\.13\.0 \(CPU\).*Debian's libtorch-dev/);
+    expect(r.stdout).toContain('Binary: prebuilds/torch1.13-cpu/prebuilds/linux-x64/robust-synth.glibc.node (prebuilt): built against LibTorch 1.13.0 (CPU): matches.');
+    expect(r.stdout).toContain('compared as major.minor');
+    expect(r.stdout).toMatch(/setup would download: https:\/\/download\.pytorch\.org\/libtorch\/cpu\/\S+ \(no NVIDIA driver found\), but it does not need to/);
+  });
+
+  it('`npx robust-synth setup --check` works through the CLI, once lib/cli.ts wires it', (ctx) => {
+    const cli = join(pkgDir, 'dist', 'lib', 'cli.js');
+    if (!existsSync(cli) || !readFileSync(cli, 'utf8').includes('runSetupCommand')) ctx.skip();
+    const r = spawnSync(join(bin, 'npm'), ['exec', '--offline', '--', 'robust-synth', 'setup', '--check'], { cwd: app, env: bareEnv(), encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toContain('<- used');
+    expect(r.status).toBe(0);
+  });
+});
