@@ -240,7 +240,7 @@ export function listBinaries(root: string = packageRoot()): BinaryCandidate[] {
   const prebuilds = join(root, 'prebuilds');
   let flavors: string[] = [];
   try {
-    flavors = readdirSync(prebuilds).filter((d) => existsSync(join(prebuilds, d, 'prebuilds'))).sort();
+    flavors = readdirSync(prebuilds).filter((d) => !d.startsWith('.') && existsSync(join(prebuilds, d, 'prebuilds'))).sort();
   } catch {
     // no prebuilt binaries (a source checkout)
   }

@@ -127,9 +127,11 @@ export async function prebuild(options: { root?: string; libtorch: LibTorch; for
     });
     writeFileSync(join(built, file.replace(/\.node$/, '.json')), `${JSON.stringify(record, null, 2)}\n`);
 
-    const finalDir = join(root, 'prebuilds', flavorName(String(record.torchVersion), String(record.variant)));
-    const next = `${finalDir}.next`;
-    rmSync(next, { recursive: true, force: true });
+    const flavor = flavorName(String(record.torchVersion), String(record.variant));
+    const finalDir = join(root, 'prebuilds', flavor);
+    // Dot-named while incomplete: the loader skips those, so it never sees half a flavor.
+    const next = join(root, 'prebuilds', `.${flavor}.next-${process.pid}`);
+    const old = join(root, 'prebuilds', `.${flavor}.old-${process.pid}`);
     mkdirSync(join(next, 'prebuilds'), { recursive: true });
     try {
       renameSync(built, join(next, 'prebuilds', tuple));
@@ -138,8 +140,9 @@ export async function prebuild(options: { root?: string; libtorch: LibTorch; for
       mkdirSync(join(next, 'prebuilds', tuple), { recursive: true });
       for (const f of readdirSync(built)) copyFileSync(join(built, f), join(next, 'prebuilds', tuple, f));
     }
-    rmSync(finalDir, { recursive: true, force: true });
+    if (existsSync(finalDir)) renameSync(finalDir, old);
     renameSync(next, finalDir);
+    rmSync(old, { recursive: true, force: true });
     const binary = join(finalDir, 'prebuilds', tuple, file);
     log(`prebuild: wrote ${relative(root, binary)}`);
     return { flavorDir: finalDir, binary, skipped: false };
