@@ -873,8 +873,11 @@ export async function extractZip(zipPath: string, dest: string): Promise<void> {
       if ((entry.mode & S_IFMT) === S_IFLNK) {
         const raw = readAt(fd, dataStart, entry.compressedSize);
         const linkTarget = (entry.method === 8 ? zlib.inflateRawSync(raw) : raw).toString('utf8');
-        safeJoin(dirname(target), linkTarget); // a link must not lead out either
-        if (isAbsolute(linkTarget)) throw setupError(`zip entry ${entry.name} is a link to an absolute path`);
+        // A link must not lead out of the tree either (libtorch's own links are sibling sonames).
+        const lands = resolve(dirname(target), linkTarget);
+        if (isAbsolute(linkTarget) || !lands.startsWith(resolve(dest) + sep)) {
+          throw setupError(`zip entry ${entry.name} is a link to ${linkTarget}, outside the target directory`);
+        }
         symlinkSync(linkTarget, target);
         continue;
       }

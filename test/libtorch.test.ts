@@ -3,7 +3,7 @@
 // archives made here: checksum match and mismatch, a connection dropped mid-body.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -398,6 +398,25 @@ describe('download, verify, unpack (loopback server)', () => {
     await expect(installLibTorch({ url: `${base}/evil.zip`, sha256: sha(evil), name: 'evil', cacheDir })).rejects.toThrow(/points outside the target directory/);
     expect(listing(cacheDir)).toEqual([]);
     expect(existsSync(join(dir, 'evil'))).toBe(false);
+  });
+
+  it('keeps symlinks inside the tree and refuses ones that lead out', async () => {
+    const make = (out: string, linkTarget: string) =>
+      execFileSync(PY, ['-c', [
+        'import stat, sys, zipfile',
+        'z = zipfile.ZipFile(sys.argv[1], "w")',
+        'z.writestr("libtorch/build-version", "2.5.1+cpu")',
+        'z.writestr("libtorch/lib/libtorch.so.2.5", "")',
+        'zi = zipfile.ZipInfo("libtorch/lib/libtorch.so"); zi.create_system = 3; zi.external_attr = (stat.S_IFLNK | 0o777) << 16',
+        'z.writestr(zi, sys.argv[2])',
+        'z.close()',
+      ].join('\n'), out, linkTarget]);
+    make(join(dir, 'links.zip'), 'libtorch.so.2.5');
+    const ok = tempDir('rs-links-');
+    await extractZip(join(dir, 'links.zip'), ok);
+    expect(readlinkSync(join(ok, 'libtorch', 'lib', 'libtorch.so'))).toBe('libtorch.so.2.5');
+    make(join(dir, 'badlink.zip'), '../../../../etc/passwd');
+    await expect(extractZip(join(dir, 'badlink.zip'), tempDir('rs-links-'))).rejects.toThrow(/link to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the target directory/);
   });
 
   it('extracts what `unzip` would', async () => {
