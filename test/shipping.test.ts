@@ -3,9 +3,9 @@
 // Runs a PGD on the system LibTorch, refuses a LibTorch of another version with ERR_LIBTORCH,
 // falls back to the CPU when a CUDA LibTorch fails its probe, and explains itself with --check.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { python, tempDir } from './helpers.js';
 
 const ROOT = process.cwd();
@@ -85,6 +85,11 @@ try {
   python(['test/fixtures/reference_pgd.py', join(dir, 'model')]);
   model = join(dir, 'model', 'model.pt');
 }, 300_000);
+
+// The installed project holds sharp's libvips (tens of MB): do not leave one per run.
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('npm pack -> npm install --ignore-scripts, no compiler', () => {
   it('has no compiler or cmake on the PATH the app runs with', () => {
