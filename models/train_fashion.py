@@ -28,9 +28,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DATA_DIR = '/usr/share/datasets/fashion-mnist'
+# The networks train on raw [0, 1] pixels (their first BatchNorm, or the judge's first conv, absorbs
+# the scale), so the exported module's normalization is the identity. Exporting them with the data
+# set's mean/std would normalize inputs the network never saw normalized: the double-normalization
+# trap of shared/REFERENCE.md (measured: 9.9 % accuracy instead of 91.9 %).
 CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
            'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
-MEAN, STD = 0.2860, 0.3530
+MEAN, STD = 0.0, 1.0
 
 
 def read_idx(path):
