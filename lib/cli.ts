@@ -337,6 +337,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       return (await import('./setup.js')).runSetupCommand(rest);
     case 'build':
       return (await import('./setup.js')).runBuildCommand(rest);
+    case 'eval':
+      return (await import('./eval/index.js')).runEval(rest);
     case 'demo':
       return (await import('./demo.js')).runDemo(rest);
     case undefined:
