@@ -25,6 +25,17 @@ export interface LoadOptions {
   modelDirs?: string[];
   /** Check the file against the sha256 in its model card (default true when the card has one). */
   verifyChecksum?: boolean;
+  /**
+   * Keep 4-d weights and feed inputs in channels-last (NHWC) memory format, which oneDNN's
+   * convolutions use without a reorder per call. Default: CHANNELS_LAST_DEFAULT on the CPU, false on CUDA.
+   */
+  channelsLast?: boolean;
+  /**
+   * Freeze the TorchScript module (weights become constants; BatchNorm folds into the preceding
+   * convolution). Input gradients still flow; results move at the 1e-7 (relative) level.
+   * Default: FREEZE_DEFAULT.
+   */
+  freeze?: boolean;
 }
 
 export interface Progress {
@@ -82,6 +93,10 @@ const PGD_KEYS = [
 
 let threadsConfigured = false;
 
+// Defaults chosen by measurement: bench/README.md.
+const CHANNELS_LAST_DEFAULT = false;
+const FREEZE_DEFAULT = false;
+
 /** Sets the intra-op thread count of the CPU compute thread (default: the cores this process may use). */
 export function setThreads(n: number): void {
   is.integer('threads', n, { min: 1, max: 1024 });
@@ -91,6 +106,20 @@ export function setThreads(n: number): void {
 
 export function getThreads(): number {
   return loadBinding().getThreads();
+}
+
+export type JitExecutor = 'profiling' | 'simple' | 'legacy';
+
+/**
+ * Chooses LibTorch's TorchScript graph executor for models loaded afterwards (process-wide):
+ * 'profiling' (LibTorch's default), 'simple' (no profiling runs, no graph optimization) or 'legacy'.
+ */
+export function setJitExecutor(mode: JitExecutor): void {
+  loadBinding().setJitExecutor(is.oneOf('mode', mode, ['profiling', 'simple', 'legacy'] as const));
+}
+
+export function getJitExecutor(): JitExecutor {
+  return loadBinding().getJitExecutor();
 }
 
 /** What the loaded addon was built against. */
@@ -187,7 +216,7 @@ export class Classifier {
     is.nonEmptyString('model', nameOrPath);
     const asRecord: unknown = options;
     if (!is.isObject(asRecord)) throw is.invalid('options', 'object', options);
-    is.knownKeys('load options', asRecord, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum']);
+    is.knownKeys('load options', asRecord, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum', 'channelsLast', 'freeze']);
     const device = options.device ?? 'auto';
     if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) {
       throw is.invalid('device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
@@ -212,7 +241,12 @@ export class Classifier {
       binding.setThreads(Math.max(1, availableParallelism()));
       threadsConfigured = true;
     }
-    const raw = await settle(() => binding.load(path, device, inputShape), callSite);
+    const onCpu = device === 'cpu' || (device === 'auto' && !binding.buildInfo().cudaAvailable);
+    const config = {
+      channelsLast: is.boolean('channelsLast', options.channelsLast ?? (onCpu && CHANNELS_LAST_DEFAULT)),
+      freeze: is.boolean('freeze', options.freeze ?? FREEZE_DEFAULT),
+    };
+    const raw = await settle(() => binding.load(path, device, inputShape, config), callSite);
     return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card);
   }
 

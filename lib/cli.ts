@@ -62,7 +62,7 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
   let lastPct = -1;
   return {
     update(p) {
-      const frac = p.images ? (p.done + (p.step / Math.max(1, p.total)) * Math.min(p.images - p.done, 1e9)) / p.images : 0;
+      const frac = p.images ? (p.done + (p.step / Math.max(1, p.total)) * p.inBatch) / p.images : 0;
       const pct = Math.min(100, Math.floor(Math.min(1, frac) * 100));
       if (tty) {
         const width = 30;
@@ -271,7 +271,7 @@ async function cmdTranslate(argv: string[]): Promise<number> {
       }
       if (!ok.length) continue;
       const base = done;
-      const r = await translate({ ...taskOptions(values, clf, 'translate'), onProgress: (p) => progress.update({ ...p, done: base + (p.done * ok.length) / Math.max(1, p.images), images: files.length }), image: concat(imgs), to: target });
+      const r = await translate({ ...taskOptions(values, clf, 'translate'), onProgress: (p) => progress.update({ ...p, done: base + p.done, images: files.length }), image: concat(imgs), to: target });
       await writeOutputs(dir, clf, r, ok.map(outName), ok, manifest);
       done += ok.length;
     }

@@ -4,6 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import sharp from 'sharp';
 import { Classifier } from './classifier.js';
 import { progressReporter } from './cli.js';
 import { readFashionMnist } from './datasets.js';
@@ -93,11 +94,26 @@ export async function runDemo(argv: string[]): Promise<number> {
     tr.notes[name] = agreement(rt);
   }
   for (const m of models) await m.dispose();
+  writeFileAtomic(join(out, 'comparison-mvn.png'), await sideBySide(models.map((m) => join(out, gens.mvn.files[m.name]!))));
   const seconds = (performance.now() - t0) / 1000;
   writeFileAtomic(join(out, 'index.html'), galleryHtml(panels, models.map((m) => m.name), seconds));
   writeFileAtomic(join(out, 'gallery.json'), JSON.stringify({ seconds, panels }, null, 2) + '\n');
   console.log(`demo gallery written to ${join(out, 'index.html')} (${seconds.toFixed(0)} s)`);
   return 0;
+}
+
+/** The same panel for each model, left to right, as one PNG (the README's picture). */
+async function sideBySide(files: string[], gap = 24): Promise<Buffer> {
+  const metas = await Promise.all(files.map((f) => sharp(f).metadata()));
+  const width = metas.reduce((a, m) => a + m.width!, 0) + gap * (files.length - 1);
+  const height = Math.max(...metas.map((m) => m.height!));
+  let left = 0;
+  const layers = files.map((f, i) => {
+    const l = { input: f, left, top: 0 };
+    left += metas[i]!.width! + gap;
+    return l;
+  });
+  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toBuffer();
 }
 
 function esc(s: string): string {

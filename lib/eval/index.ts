@@ -10,7 +10,7 @@ import { progressReporter } from '../cli.js';
 import { readFashionMnist, type LabeledImages } from '../datasets.js';
 import { gridPng, toRaw, writeFileAtomic } from '../images.js';
 import { blockAverage, SEED_KINDS, type SeedKind } from '../seeds.js';
-import type { TaskResult } from '../tasks/common.js';
+import type { TaskProgress, TaskResult } from '../tasks/common.js';
 import { generate } from '../tasks/generate.js';
 import { fillHole, holeMask, defaultHole, inpaint } from '../tasks/inpaint.js';
 import { downUp, superResolve } from '../tasks/superResolve.js';
@@ -91,8 +91,9 @@ export async function runEval(argv: string[]): Promise<number> {
   const plannedSteps = models.length * (SEED_KINDS.length * 10 * cfg.perClass + 2 * cfg.restoreImages + cfg.translateEps.length * 90 * cfg.translatePerClass);
   const tick = (r: TaskResult) => {
     doneSteps += r.images.shape[0];
-    progress.update({ step: 1, total: 1, loss: mean(r.losses), elapsedMs: performance.now() - t0, done: doneSteps, images: plannedSteps });
   };
+  // Every task reports its own progress; shift it by the images of the tasks before it.
+  const onProgress = (p: TaskProgress) => progress.update({ ...p, done: doneSteps + p.done, images: plannedSteps });
   const report: Record<string, any> = {
     generatedAt: new Date().toISOString(),
     mode: values.quick ? 'quick' : 'full',
@@ -112,7 +113,7 @@ export async function runEval(argv: string[]): Promise<number> {
   // --- Generation
   for (const clf of models) {
     for (const kind of SEED_KINDS) {
-      const r = await generate({ classifier: clf, classes: [...classes.keys()], count: cfg.perClass, seed: kind as SeedKind, randomSeed: cfg.seed });
+      const r = await generate({ classifier: clf, classes: [...classes.keys()], count: cfg.perClass, seed: kind as SeedKind, randomSeed: cfg.seed, onProgress });
       tick(r);
       const after = await judgeView(judge, r.images, r.targets);
       const before = await judgeView(judge, r.starts, r.targets);
@@ -180,12 +181,12 @@ export async function runEval(argv: string[]): Promise<number> {
   report.superResolution.push(await restoreRow('superResolution', 'bicubic (baseline)', cubic));
   const first10 = (b: ImageBatch) => slice(b, 0, Math.min(10, b.shape[0]));
   for (const clf of models) {
-    const ri = await inpaint({ classifier: clf, image: held.images, hole, label: Array.from(held.labels) });
+    const ri = await inpaint({ classifier: clf, image: held.images, hole, label: Array.from(held.labels), onProgress });
     tick(ri);
     report.inpainting.push({ ...(await restoreRow('inpainting', clf.name, ri.images, mask)), settings: ri.settings });
     writeFileAtomic(join(out, `inpaint-${clf.name}.png`), await gridPng([first10(ri.starts), first10(ri.images), first10(held.images)], { columns: 10, scale: 2 }));
     grids[`inpainting/${clf.name}`] = `inpaint-${clf.name}.png`;
-    const rs = await superResolve({ classifier: clf, image: held.images, factor: cfg.srFactor, label: Array.from(held.labels) });
+    const rs = await superResolve({ classifier: clf, image: held.images, factor: cfg.srFactor, label: Array.from(held.labels), onProgress });
     tick(rs);
     report.superResolution.push({ ...(await restoreRow('superResolution', clf.name, rs.images)), settings: rs.settings });
     writeFileAtomic(join(out, `super-resolve-${clf.name}.png`), await gridPng([first10(nearest), first10(cubic), first10(rs.images), first10(held.images)], { columns: 10, scale: 2 }));
@@ -205,7 +206,7 @@ export async function runEval(argv: string[]): Promise<number> {
   const to = Int32Array.from(pairs, ([, b]) => b);
   for (const clf of models) {
     for (const eps of cfg.translateEps) {
-      const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps });
+      const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, onProgress });
       tick(r);
       const j = await judgeView(judge, r.images, to);
       const dist = Array.from({ length: pairs.length }, (_, i) => {

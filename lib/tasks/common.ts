@@ -64,8 +64,9 @@ export interface CommonTaskOptions {
 }
 
 export interface TaskProgress extends Progress {
-  /** Images finished so far, out of `images`. */
+  /** Images finished so far, out of `images`; `inBatch` are being worked on now. */
   done: number;
+  inBatch: number;
   images: number;
 }
 
@@ -145,11 +146,11 @@ export async function runBatched(
       },
       signal: o.signal,
       progressEvery: Math.max(1, Math.floor(settings.iterations / 50)),
-      onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, images: n })),
+      onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, inBatch: end - start, images: n })),
     });
     steps += r.stats.steps;
     results.push(r);
-    o.onProgress?.({ step: settings.iterations, total: settings.iterations, loss: mean(r.losses), elapsedMs: performance.now() - t0, done: end, images: n });
+    o.onProgress?.({ step: settings.iterations, total: settings.iterations, loss: mean(r.losses), elapsedMs: performance.now() - t0, done: end, inBatch: 0, images: n });
   }
   const losses = new Float32Array(n);
   const predictions = new Int32Array(n);
