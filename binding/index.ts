@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RobustSynthError } from '../lib/errors.js';
 import {
@@ -98,6 +98,8 @@ export interface NativeBinding {
   setThreads(n: number): void;
   getThreads(): number;
   buildInfo(): BuildInfo;
+  /** Live CPU tensor allocations; counted only when ROBUST_SYNTH_COUNT_TENSORS=1 was set before the addon loaded (leak tests). */
+  tensorStats(): { counting: boolean; allocations: number; bytes: number };
 }
 
 /** The package root: the nearest directory above this file holding our package.json. */
@@ -235,7 +237,8 @@ export function listBinaries(root: string = packageRoot()): BinaryCandidate[] {
     if (guessed) return out.push({ path, kind, record: guessed, recordFrom: 'sonames' });
     out.push({ path, kind, problem: `no build record (${relative(root, path.replace(/\.node$/, '.json'))}); rebuild it with: npx robust-synth build` });
   };
-  const local = join(root, 'build', 'Release', 'robust_synth.node');
+  // ROBUST_SYNTH_BINARY: a build kept elsewhere (scripts/asan.sh's sanitized one) stands in for the local build.
+  const local = process.env.ROBUST_SYNTH_BINARY ? resolve(process.env.ROBUST_SYNTH_BINARY) : join(root, 'build', 'Release', 'robust_synth.node');
   if (existsSync(local)) add(local, 'local build');
   const prebuilds = join(root, 'prebuilds');
   let flavors: string[] = [];

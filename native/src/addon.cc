@@ -5,7 +5,15 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <malloc.h>
+
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,6 +49,19 @@ double Num(Napi::Object o, const char* key, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// An integral number in [lo, hi]; the range check comes first, since casting an out-of-range
+// or NaN double to an integer is undefined behaviour.
+int64_t Int(Napi::Object o, const char* key, int64_t fallback, double lo, double hi) {
+  double x = Num(o, key, static_cast<double>(fallback));
+  if (!(x >= lo && x <= hi) || x != std::floor(x)) {
+    Bad(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
+                     std::to_string(static_cast<int64_t>(hi)) + "]");
+  }
+  return static_cast<int64_t>(x);
+}
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
+
 bool Bool(Napi::Object o, const char* key, bool fallback) {
   auto v = o.Get(key);
   if (v.IsUndefined()) return fallback;
@@ -56,7 +77,7 @@ std::vector<int64_t> Shape(Napi::Env env, Napi::Value v, const char* what) {
     auto d = a.Get(i);
     if (!d.IsNumber()) Bad(env, std::string(what) + ".shape must hold numbers");
     double x = d.As<Napi::Number>().DoubleValue();
-    if (!(x >= 1) || x != static_cast<double>(static_cast<int64_t>(x))) {
+    if (!(x >= 1 && x <= kMaxSafeInteger) || x != std::floor(x)) {
       Bad(env, std::string(what) + ".shape must hold positive integers");
     }
     shape.push_back(static_cast<int64_t>(x));
@@ -76,9 +97,9 @@ torch::Tensor TensorArg(Napi::Env env, Napi::Value v, const char* what, size_t r
     Bad(env, std::string(what) + ".data must be a Float32Array");
   }
   auto arr = d.As<Napi::Float32Array>();
-  int64_t n = 1;
-  for (auto s : shape) n *= s;
-  if (static_cast<int64_t>(arr.ElementLength()) != n) {
+  double n = 1;  // in double: an int64 product of hostile sizes could overflow into a match
+  for (auto s : shape) n *= static_cast<double>(s);
+  if (static_cast<double>(arr.ElementLength()) != n) {
     Bad(env, std::string(what) + ".data has " + std::to_string(arr.ElementLength()) + " values, shape needs " +
                  std::to_string(n));
   }
@@ -104,19 +125,23 @@ PgdConfig ConfigArg(Napi::Env env, Napi::Object o) {
   else Bad(env, "constraint must be '2', 'inf' or 'unconstrained'");
   c.eps = Num(o, "eps", 0);
   c.step = Num(o, "step", 0);
-  c.iterations = static_cast<int64_t>(Num(o, "iterations", 0));
-  if (!(c.eps >= 0) || !(c.step >= 0) || c.iterations < 0) Bad(env, "eps, step and iterations must be >= 0");
+  if (!(c.eps >= 0 && std::isfinite(c.eps)) || !(c.step >= 0 && std::isfinite(c.step))) {
+    Bad(env, "eps and step must be finite and >= 0");
+  }
+  c.iterations = Int(o, "iterations", 0, 0, kMaxSafeInteger);
   c.useBest = Bool(o, "useBest", true);
   c.randomStart = Bool(o, "randomStart", false);
-  c.seed = static_cast<uint64_t>(Num(o, "seed", 0));
+  c.seed = static_cast<uint64_t>(Int(o, "seed", 0, 0, kMaxSafeInteger));
   c.targeted = Bool(o, "targeted", true);
   c.bf16 = Bool(o, "bf16", false);
   c.penaltyWeight = Num(o, "penaltyWeight", 0);
+  if (!std::isfinite(c.penaltyWeight)) Bad(env, "penaltyWeight must be finite");
   auto feature = o.Get("featureIndex");
   if (!feature.IsUndefined()) {
     c.objective = Objective::kFeature;
-    c.featureIndex = static_cast<int64_t>(Num(o, "featureIndex", 0));
+    c.featureIndex = Int(o, "featureIndex", 0, 0, kMaxSafeInteger);
     c.featureWeight = Num(o, "featureWeight", 1);
+    if (!std::isfinite(c.featureWeight)) Bad(env, "featureWeight must be finite");
   }
   return c;
 }
@@ -169,6 +194,45 @@ Napi::Value ResultToJs(Napi::Env env, const PgdResult& r, double ms) {
 }
 
 std::string DeviceKey(const torch::Device& d) { return d.str(); }
+
+// With ROBUST_SYNTH_COUNT_TENSORS=1 in the environment at load, CPU tensor memory is allocated
+// through this counting wrapper of LibTorch's own alloc_cpu/free_cpu, so leak tests can ask
+// how many allocations are alive (tensorStats()). Off by default: the default allocator is
+// left alone.
+std::atomic<int64_t> gLiveAllocations{0};
+std::atomic<int64_t> gLiveBytes{0};
+bool gCounting = false;
+
+class CountingCpuAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) const override {
+    void* p = c10::alloc_cpu(n);
+    if (p) Count(p, +1);
+    return {p, p, &Free, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &Free; }
+
+ private:
+  static void Count(void* p, int sign) {
+    gLiveAllocations.fetch_add(sign, std::memory_order_relaxed);
+    gLiveBytes.fetch_add(sign * static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  }
+  static void Free(void* p) {
+    if (p) Count(p, -1);
+    c10::free_cpu(p);
+  }
+};
+
+void MaybeCountAllocations() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* v = std::getenv("ROBUST_SYNTH_COUNT_TENSORS");
+    if (!v || std::string(v) != "1") return;
+    static auto* allocator = new CountingCpuAllocator();  // never destroyed: tensors outlive statics
+    c10::SetCPUAllocator(allocator, /*priority=*/10);
+    gCounting = true;
+  });
+}
 
 }  // namespace
 
@@ -263,7 +327,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto o = ObjectArg(info, 0, "options");
     auto cfg = ConfigArg(env, o);
     auto in = InputsArg(env, o, cfg);
-    auto every = std::max<int64_t>(1, static_cast<int64_t>(Num(o, "progressEvery", 1)));
+    auto every = Int(o, "progressEvery", 1, 1, kMaxSafeInteger);
     Napi::Value onProgress = info.Length() > 1 ? info[1] : env.Undefined();
     return StartJob(env, Thread(), onProgress, [m, cfg, in, every](JobContext& ctx) -> Builder {
       const auto t0 = Clock::now();
@@ -292,15 +356,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto session = data->sessionClass.New({});
     auto* wrap = SessionWrap::Unwrap(session);
     wrap->model = m;
-    auto sessionRef = std::make_shared<Napi::ObjectReference>(Napi::Persistent(session));
-    return StartJob(env, Thread(), env.Undefined(), [m, cfg, in, wrap, sessionRef](JobContext& ctx) -> Builder {
-      ctx.Check(m.get());
-      auto run = std::make_shared<PgdRun>(m, cfg, in);
-      return [run, wrap, sessionRef](Napi::Env) -> Napi::Value {
-        wrap->run = run;
-        return sessionRef->Value();
-      };
-    });
+    // StartJob keeps `session` alive until the job is over (so `wrap` stays valid) and lets go
+    // of it on the JS thread.
+    return StartJob(
+        env, Thread(), env.Undefined(),
+        [m, cfg, in, wrap](JobContext& ctx) -> Builder {
+          ctx.Check(m.get());
+          auto run = std::make_shared<PgdRun>(m, cfg, in);
+          return [run, wrap](Napi::Env) -> Napi::Value {
+            wrap->run = run;
+            return wrap->Value();
+          };
+        },
+        session);
   }
 
   // Times `reps` bare forward+backward passes: the cost floor of one PGD step.
@@ -369,15 +437,17 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   auto data = GetEnvData(env);
   auto obj = data->modelClass.New({});
   auto* wrap = ModelWrap::Unwrap(obj);
-  auto objRef = std::make_shared<Napi::ObjectReference>(Napi::Persistent(obj));
-  return StartJob(env, ComputeThread::For(DeviceKey(device)), env.Undefined(),
-                  [path, device, inputShape, wrap, objRef](JobContext&) -> Builder {
-                    auto model = Model::Load(path, device, inputShape);
-                    return [model, wrap, objRef](Napi::Env) -> Napi::Value {
-                      wrap->model = model;
-                      return objRef->Value();
-                    };
-                  });
+  // As in CreateSession: the job holds `obj`, and releases it on the JS thread.
+  return StartJob(
+      env, ComputeThread::For(DeviceKey(device)), env.Undefined(),
+      [path, device, inputShape, wrap](JobContext&) -> Builder {
+        auto model = Model::Load(path, device, inputShape);
+        return [model, wrap](Napi::Env) -> Napi::Value {
+          wrap->model = model;
+          return wrap->Value();
+        };
+      },
+      obj);
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -410,7 +480,18 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Live CPU tensor allocations, when counting is on (see CountingCpuAllocator).
+Napi::Value TensorStats(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("counting", Napi::Boolean::New(env, gCounting));
+  o.Set("allocations", Napi::Number::New(env, static_cast<double>(gLiveAllocations.load())));
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(gLiveBytes.load())));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  MaybeCountAllocations();
   auto data = GetEnvData(env);
   data->modelClass = Napi::Persistent(ModelWrap::Class(env));
   data->sessionClass = Napi::Persistent(SessionWrap::Class(env));
@@ -418,6 +499,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  exports.Set("tensorStats", Napi::Function::New(env, TensorStats));
   return exports;
 }
 

@@ -9,6 +9,16 @@
 
 namespace rs {
 
+// What a job owns on the JS side. Deleted by its thread-safe function's finalizer, which runs
+// on the JS thread (after the last delivery, or when the environment is torn down), so no JS
+// reference is ever released by the compute thread.
+struct JobState {
+  explicit JobState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  Napi::FunctionReference onProgress;
+  Napi::ObjectReference keep;
+};
+
 namespace {
 
 struct Failure {
@@ -20,16 +30,42 @@ bool LooksLikeOom(const std::string& m) {
   return m.find("out of memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos;
 }
 
+// Queues `d` for the JS thread; frees it if the environment no longer takes calls.
+void Send(const JobTsfn& tsfn, Delivery* d, napi_threadsafe_function_call_mode mode) {
+  napi_status s = mode == napi_tsfn_blocking ? tsfn.BlockingCall(d) : tsfn.NonBlockingCall(d);
+  if (s != napi_ok) delete d;
+}
+
 // Environment teardown (process exit, worker.terminate()): abort this environment's jobs and
-// wait until the compute threads have let go of them, so no job outlives the JS engine it
-// would report to. A job stops within one PGD step.
+// stop them from touching it. Queued jobs see `closing` and drop themselves; a running one is
+// waited for (it stops within one PGD step), so that process exit never unloads LibTorch
+// under a busy compute thread. Jobs queued behind another environment's work are not waited
+// for, so terminating a worker never waits on the main thread's jobs.
 void OnEnvCleanup(EnvData* raw) {
-  std::unique_lock<std::mutex> lock(raw->mu);
-  for (auto& flag : raw->active) flag->store(true);
-  raw->cv.wait_for(lock, std::chrono::seconds(60), [raw] { return raw->active.empty(); });
+  {
+    std::unique_lock<std::mutex> lock(raw->mu);
+    raw->closing = true;
+    for (auto& flag : raw->active) flag->store(true);
+    raw->cv.wait_for(lock, std::chrono::seconds(60), [raw] { return raw->running == 0; });
+  }
+  // A queued job may hold EnvData past this environment; its references must go with it.
+  raw->modelClass.Reset();
+  raw->sessionClass.Reset();
 }
 
 }  // namespace
+
+void DeliverOnJsThread(Napi::Env env, Napi::Function, JobState* state, Delivery* d) {
+  std::unique_ptr<Delivery> owned(d);
+  if (static_cast<napi_env>(env) == nullptr || state == nullptr || !owned) return;  // torn down: just free it
+  // While an environment is torn down it still dispatches queued calls but cannot run JS:
+  // N-API calls fail and node-addon-api throws. Nothing may escape into this C callback
+  // (it would std::terminate the process).
+  try {
+    (*owned)(env, *state);
+  } catch (...) {
+  }
+}
 
 std::shared_ptr<EnvData> GetEnvData(Napi::Env env) {
   auto* holder = env.GetInstanceData<std::shared_ptr<EnvData>>();
@@ -55,42 +91,56 @@ void JobContext::Check(const Model* model) const {
 
 void JobContext::Progress(int64_t step, int64_t total, double loss, double elapsedMs) const {
   if (!hasProgress_) return;
-  tsfn_.NonBlockingCall([=](Napi::Env env, Napi::Function cb) {
-    auto p = Napi::Object::New(env);
-    p.Set("step", Napi::Number::New(env, static_cast<double>(step)));
-    p.Set("total", Napi::Number::New(env, static_cast<double>(total)));
-    p.Set("loss", Napi::Number::New(env, loss));
-    p.Set("elapsedMs", Napi::Number::New(env, elapsedMs));
-    // A throwing progress callback must not poison the job: report it, keep computing.
-    try {
-      cb.Call({p});
-    } catch (const Napi::Error& e) {
-      e.Value();  // swallowed: the job's promise is what the caller awaits
-    }
-  });
+  std::lock_guard<std::mutex> lock(env_->mu);
+  if (env_->closing) return;
+  Send(tsfn_, new Delivery([=](Napi::Env env, JobState& s) {
+         if (s.onProgress.IsEmpty()) return;
+         auto p = Napi::Object::New(env);
+         p.Set("step", Napi::Number::New(env, static_cast<double>(step)));
+         p.Set("total", Napi::Number::New(env, static_cast<double>(total)));
+         p.Set("loss", Napi::Number::New(env, loss));
+         p.Set("elapsedMs", Napi::Number::New(env, elapsedMs));
+         // A throwing progress callback must not poison the job: the error is dropped (by
+         // DeliverOnJsThread), the job keeps computing, and its promise is what the caller awaits.
+         s.onProgress.Call({p});
+       }),
+       napi_tsfn_nonblocking);
 }
 
 Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgress,
-                      std::function<Builder(JobContext&)> work) {
+                      std::function<Builder(JobContext&)> work, Napi::Object keep) {
   auto envData = GetEnvData(env);
-  auto* deferred = new Napi::Promise::Deferred(env);
-  auto promise = deferred->Promise();
+  auto* state = new JobState(env);
+  auto promise = state->deferred.Promise();
 
   JobContext ctx;
   ctx.abort_ = std::make_shared<std::atomic<bool>>(false);
+  ctx.env_ = envData;
   ctx.hasProgress_ = onProgress.IsFunction();
-  Napi::Function cb = ctx.hasProgress_ ? onProgress.As<Napi::Function>()
-                                       : Napi::Function::New(env, [](const Napi::CallbackInfo&) {});
-  ctx.tsfn_ = Napi::ThreadSafeFunction::New(
-      env, cb, "robust-synth", 0, 1, deferred,
-      [](Napi::Env, Napi::Promise::Deferred* d) { delete d; });
+  try {
+    if (ctx.hasProgress_) state->onProgress = Napi::Persistent(onProgress.As<Napi::Function>());
+    if (!keep.IsEmpty()) state->keep = Napi::Persistent(keep);
+    ctx.tsfn_ = JobTsfn::New(env, "robust-synth", 0, 1, state, [](Napi::Env, void*, JobState* s) { delete s; });
+  } catch (...) {
+    delete state;
+    throw;
+  }
 
   {
     std::lock_guard<std::mutex> lock(envData->mu);
     envData->active.insert(ctx.abort_);
   }
 
-  thread.Post([ctx, envData, deferred, work = std::move(work)]() mutable {
+  thread.Post([ctx, work = std::move(work)]() mutable {
+    EnvData& envData = *ctx.env_;
+    {
+      std::lock_guard<std::mutex> lock(envData.mu);
+      if (envData.closing) {  // its environment is gone: never start, never touch it
+        envData.active.erase(ctx.abort_);
+        return;
+      }
+      ++envData.running;
+    }
     Builder builder;
     Failure failure{nullptr, {}};
     try {
@@ -108,28 +158,35 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
     } catch (...) {
       failure = {code::kInternal, "unknown native error"};
     }
+    // The job's inputs (and whatever else the work captured) are freed here, before the
+    // promise settles: a caller that sees the result or the rejection sees the memory back.
+    work = nullptr;
 
-    // If the environment is already closing this call is refused and the lambda (with any
-    // tensors it holds) is simply destroyed.
-    ctx.tsfn_.BlockingCall([deferred, builder = std::move(builder), failure](Napi::Env env, Napi::Function) {
-      if (failure.code) {
-        deferred->Reject(CodedError(env, failure.code, failure.message).Value());
-        return;
-      }
-      try {
-        deferred->Resolve(builder(env));
-      } catch (const Napi::Error& e) {
-        deferred->Reject(e.Value());
-      } catch (const std::exception& e) {
-        deferred->Reject(CodedError(env, code::kInternal, e.what()).Value());
-      }
-    });
-    ctx.tsfn_.Release();
     {
-      std::lock_guard<std::mutex> lock(envData->mu);
-      envData->active.erase(ctx.abort_);
+      // Under the lock, so that teardown cannot delete the thread-safe function mid-call. The
+      // queue is unbounded: this never blocks.
+      std::lock_guard<std::mutex> lock(envData.mu);
+      if (!envData.closing) {
+        Send(ctx.tsfn_, new Delivery([builder = std::move(builder), failure](Napi::Env env, JobState& s) {
+               if (failure.code) {
+                 s.deferred.Reject(CodedError(env, failure.code, failure.message).Value());
+                 return;
+               }
+               try {
+                 s.deferred.Resolve(builder(env));
+               } catch (const Napi::Error& e) {
+                 s.deferred.Reject(e.Value());
+               } catch (const std::exception& e) {
+                 s.deferred.Reject(CodedError(env, code::kInternal, e.what()).Value());
+               }
+             }),
+             napi_tsfn_blocking);
+        ctx.tsfn_.Release();
+      }
+      --envData.running;
+      envData.active.erase(ctx.abort_);
     }
-    envData->cv.notify_all();
+    envData.cv.notify_all();
   });
 
   auto handle = Napi::Object::New(env);
