@@ -20,6 +20,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } 
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { RobustSynthError } from '../lib/errors.js';
 import {
   defaultPythons, describeLibTorch, findLibTorch, majorMinor, noLibTorchMessage, type LibTorch,
@@ -100,6 +101,8 @@ export interface NativeBinding {
   buildInfo(): BuildInfo;
   /** Live CPU tensor allocations; counted only when ROBUST_SYNTH_COUNT_TENSORS=1 was set before the addon loaded (leak tests). */
   tensorStats(): { counting: boolean; allocations: number; bytes: number };
+  /** Aborts every job and waits until no compute thread is inside one; for process exit only (irreversible). */
+  stopJobsForExit(): void;
 }
 
 /** The package root: the nearest directory above this file holding our package.json. */
@@ -508,6 +511,10 @@ export function loadBinding(): NativeBinding {
     );
   }
   loaded = p;
+  // process.exit() and uncaught exceptions end the process with exit(), whose static destructors
+  // would run under a busy compute thread (a segfault). 'exit' listeners run before it. A
+  // worker's exit tears its environment down instead, which the addon handles itself.
+  if (isMainThread) process.on('exit', () => cached?.stopJobsForExit());
   return cached;
 }
 

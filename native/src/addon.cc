@@ -500,6 +500,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("tensorStats", Napi::Function::New(env, TensorStats));
+  exports.Set("stopJobsForExit", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                StopJobsForExit();
+                return info.Env().Undefined();
+              }));
   return exports;
 }
 

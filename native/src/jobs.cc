@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <chrono>
+#include <cstdlib>
 
 #include "common.h"
 #include "model.h"
@@ -53,7 +54,34 @@ void OnEnvCleanup(EnvData* raw) {
   raw->sessionClass.Reset();
 }
 
+// Process exit (process.exit(), an uncaught exception) calls exit() without tearing the
+// environments down, so no cleanup hook runs, and static destructors (LibTorch's, oneDNN's)
+// would run under a compute thread still inside an operator: a segfault, every time.
+// StopJobsForExit() stops every job first; the loader calls it from process.on('exit'), which
+// runs before exit(); the atexit handler is a second line (it runs before the destructors
+// registered earlier, but after those of statics LibTorch creates lazily).
+struct ExitGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> exiting{false};
+  int running = 0;  // jobs executing on any compute thread
+};
+
+ExitGate& Gate() {
+  static auto* gate = new ExitGate();  // never destroyed: compute threads outlive statics
+  return *gate;
+}
+
+void OnProcessExit() { StopJobsForExit(); }
+
 }  // namespace
+
+void StopJobsForExit() {
+  auto& g = Gate();
+  std::unique_lock<std::mutex> lock(g.mu);
+  g.exiting = true;
+  g.cv.wait_for(lock, std::chrono::seconds(60), [&g] { return g.running == 0; });
+}
 
 void DeliverOnJsThread(Napi::Env env, Napi::Function, JobState* state, Delivery* d) {
   std::unique_ptr<Delivery> owned(d);
@@ -70,6 +98,8 @@ void DeliverOnJsThread(Napi::Env env, Napi::Function, JobState* state, Delivery*
 std::shared_ptr<EnvData> GetEnvData(Napi::Env env) {
   auto* holder = env.GetInstanceData<std::shared_ptr<EnvData>>();
   if (holder) return *holder;
+  static std::once_flag atExit;
+  std::call_once(atExit, [] { std::atexit(OnProcessExit); });
   auto data = std::make_shared<EnvData>();
   env.SetInstanceData(new std::shared_ptr<EnvData>(data));
   env.AddCleanupHook(OnEnvCleanup, data.get());
@@ -83,7 +113,9 @@ Napi::Error CodedError(Napi::Env env, const char* code, const std::string& messa
 }
 
 void JobContext::Check(const Model* model) const {
-  if (abort_->load(std::memory_order_relaxed)) throw Error(code::kAborted, "the job was aborted");
+  if (abort_->load(std::memory_order_relaxed) || Gate().exiting.load(std::memory_order_relaxed)) {
+    throw Error(code::kAborted, "the job was aborted");
+  }
   if (model && model->disposed.load(std::memory_order_relaxed)) {
     throw Error(code::kDisposed, "the classifier was disposed");
   }
@@ -133,10 +165,31 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
 
   thread.Post([ctx, work = std::move(work)]() mutable {
     EnvData& envData = *ctx.env_;
+    auto& gate = Gate();
+    {
+      std::lock_guard<std::mutex> lock(gate.mu);
+      if (gate.exiting) {
+        // exit() is under way: touch nothing, not even the tensors this job holds (freeing them
+        // could race LibTorch's static destructors). The process is ending; leak them.
+        new std::function<Builder(JobContext&)>(std::move(work));
+        return;
+      }
+      ++gate.running;
+    }
+    // Last thing the job does: everything it owned is released before.
+    auto leave = [&gate] {
+      {
+        std::lock_guard<std::mutex> lock(gate.mu);
+        --gate.running;
+      }
+      gate.cv.notify_all();
+    };
     {
       std::lock_guard<std::mutex> lock(envData.mu);
       if (envData.closing) {  // its environment is gone: never start, never touch it
         envData.active.erase(ctx.abort_);
+        work = nullptr;
+        leave();
         return;
       }
       ++envData.running;
@@ -166,7 +219,7 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
       // Under the lock, so that teardown cannot delete the thread-safe function mid-call. The
       // queue is unbounded: this never blocks.
       std::lock_guard<std::mutex> lock(envData.mu);
-      if (!envData.closing) {
+      if (!envData.closing && !gate.exiting) {
         Send(ctx.tsfn_, new Delivery([builder = std::move(builder), failure](Napi::Env env, JobState& s) {
                if (failure.code) {
                  s.deferred.Reject(CodedError(env, failure.code, failure.message).Value());
@@ -187,6 +240,8 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
       envData.active.erase(ctx.abort_);
     }
     envData.cv.notify_all();
+    builder = nullptr;  // undelivered (exiting or torn down): freed before leaving
+    leave();
   });
 
   auto handle = Napi::Object::New(env);

@@ -69,6 +69,10 @@ class JobContext {
 Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgress,
                       std::function<Builder(JobContext&)> work, Napi::Object keep = Napi::Object());
 
+// For process exit: aborts every job of every environment and waits (up to a minute) until no
+// compute thread is inside one; jobs started afterwards do nothing. Irreversible.
+void StopJobsForExit();
+
 // An Error with a `code` property, as every native failure reaches JS.
 Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message);
 
