@@ -77,7 +77,7 @@ export interface RawSession {
 }
 
 export interface RawModel {
-  info(): { numClasses: number; device: string; hasFeatures: boolean };
+  info(): { numClasses: number; device: string; hasFeatures: boolean; channelsLast: boolean; frozen: boolean };
   logits(x: { data: Float32Array; shape: number[] }): RawJob<RawTensor>;
   features(x: { data: Float32Array; shape: number[] }): RawJob<RawTensor>;
   pgd(options: RawPgdOptions, onProgress?: (p: RawProgress) => void): RawJob<RawPgdResult>;
@@ -92,12 +92,28 @@ export interface BuildInfo {
   variant: 'cpu' | 'cuda';
   defaultThreads: number;
   parallelInfo: string;
+  /** at::show_config(): compiler, oneDNN version, CPU capability, BLAS. */
+  config: string;
+  mkldnn: boolean;
 }
 
+export interface RawLoadConfig {
+  channelsLast: boolean;
+  freeze: boolean;
+  /** Throw when freezing fails (else the module runs unfrozen). */
+  freezeStrict: boolean;
+}
+
+export type JitExecutor = 'profiling' | 'simple' | 'legacy';
+
 export interface NativeBinding {
-  load(path: string, device: string, inputShape: number[]): RawJob<RawModel>;
+  load(path: string, device: string, inputShape: number[], config?: RawLoadConfig): RawJob<RawModel>;
   setThreads(n: number): void;
   getThreads(): number;
+  setJitExecutor(mode: JitExecutor): void;
+  getJitExecutor(): JitExecutor;
+  /** Process-wide: oneDNN convolutions on (default) or off. For benchmarks. */
+  setMkldnn(enabled: boolean): void;
   buildInfo(): BuildInfo;
   /** Live CPU tensor allocations; counted only when ROBUST_SYNTH_COUNT_TENSORS=1 was set before the addon loaded (leak tests). */
   tensorStats(): { counting: boolean; allocations: number; bytes: number };

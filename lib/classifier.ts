@@ -27,13 +27,13 @@ export interface LoadOptions {
   verifyChecksum?: boolean;
   /**
    * Keep 4-d weights and feed inputs in channels-last (NHWC) memory format, which oneDNN's
-   * convolutions use without a reorder per call. Default: CHANNELS_LAST_DEFAULT on the CPU, false on CUDA.
+   * convolutions use without a reorder per call. Default: true on the CPU, false on CUDA (see bench/README.md).
    */
   channelsLast?: boolean;
   /**
    * Freeze the TorchScript module (weights become constants; BatchNorm folds into the preceding
    * convolution). Input gradients still flow; results move at the 1e-7 (relative) level.
-   * Default: FREEZE_DEFAULT.
+   * Default: true; a module that cannot be frozen then runs unfrozen (with freeze: true, the load fails instead).
    */
   freeze?: boolean;
 }
@@ -94,8 +94,8 @@ const PGD_KEYS = [
 let threadsConfigured = false;
 
 // Defaults chosen by measurement: bench/README.md.
-const CHANNELS_LAST_DEFAULT = false;
-const FREEZE_DEFAULT = false;
+const CHANNELS_LAST_DEFAULT = true;
+const FREEZE_DEFAULT = true;
 
 /** Sets the intra-op thread count of the CPU compute thread (default: the cores this process may use). */
 export function setThreads(n: number): void {
@@ -190,9 +190,14 @@ export class Classifier {
   readonly inputShape: [number, number, number];
   readonly classes: string[];
   readonly card?: ModelCard;
+  /** How the module was prepared at load time (LoadOptions after defaults; freeze is false where freezing failed). */
+  readonly preparation: { channelsLast: boolean; freeze: boolean };
   #raw: RawModel | undefined;
 
-  private constructor(raw: RawModel, path: string, inputShape: [number, number, number], classes: string[], card?: ModelCard) {
+  private constructor(
+    raw: RawModel, path: string, inputShape: [number, number, number], classes: string[], card: ModelCard | undefined,
+    preparation: { channelsLast: boolean; freeze: boolean },
+  ) {
     const info = raw.info();
     this.#raw = raw;
     this.path = path;
@@ -202,6 +207,7 @@ export class Classifier {
     this.inputShape = inputShape;
     this.classes = classes.length === info.numClasses ? classes : Array.from({ length: info.numClasses }, (_, i) => String(i));
     this.card = card;
+    this.preparation = preparation;
   }
 
   /**
@@ -245,9 +251,12 @@ export class Classifier {
     const config = {
       channelsLast: is.boolean('channelsLast', options.channelsLast ?? (onCpu && CHANNELS_LAST_DEFAULT)),
       freeze: is.boolean('freeze', options.freeze ?? FREEZE_DEFAULT),
+      freezeStrict: options.freeze === true,
     };
     const raw = await settle(() => binding.load(path, device, inputShape, config), callSite);
-    return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card);
+    const info = raw.info();
+    const preparation = { channelsLast: info.channelsLast, freeze: info.frozen };
+    return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card, preparation);
   }
 
   /** Reads a model card without loading the model. */

@@ -303,6 +303,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("numClasses", Napi::Number::New(env, static_cast<double>(m->numClasses())));
     o.Set("device", Napi::String::New(env, m->device().str()));
     o.Set("hasFeatures", Napi::Boolean::New(env, m->hasFeatures()));
+    o.Set("channelsLast", Napi::Boolean::New(env, m->config().channelsLast));
+    o.Set("frozen", Napi::Boolean::New(env, m->config().freeze));
     return o;
   }
 
@@ -428,6 +430,13 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   auto path = info[0].As<Napi::String>().Utf8Value();
   auto deviceName = info[1].As<Napi::String>().Utf8Value();
   auto inputShape = Shape(env, info[2], "inputShape");
+  LoadConfig config;
+  if (info.Length() > 3 && info[3].IsObject()) {
+    auto o = info[3].As<Napi::Object>();
+    config.channelsLast = Bool(o, "channelsLast", false);
+    config.freeze = Bool(o, "freeze", false);
+    config.freezeStrict = Bool(o, "freezeStrict", false);
+  }
   torch::Device device(torch::kCPU);
   try {
     device = ResolveDevice(deviceName);
@@ -440,8 +449,8 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   // As in CreateSession: the job holds `obj`, and releases it on the JS thread.
   return StartJob(
       env, ComputeThread::For(DeviceKey(device)), env.Undefined(),
-      [path, device, inputShape, wrap](JobContext&) -> Builder {
-        auto model = Model::Load(path, device, inputShape);
+      [path, device, inputShape, config, wrap](JobContext&) -> Builder {
+        auto model = Model::Load(path, device, inputShape, config);
         return [model, wrap](Napi::Env) -> Napi::Value {
           wrap->model = model;
           return wrap->Value();
@@ -463,6 +472,28 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ComputeThread::For("cpu").threads());
 }
 
+// Process-wide; applies to models whose methods first run afterwards (a load runs one).
+Napi::Value SetJitExecutorJs(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) Bad(env, "setJitExecutor(mode) expects a string");
+  try {
+    SetJitExecutor(info[0].As<Napi::String>().Utf8Value());
+  } catch (const Error& e) {
+    throw CodedError(env, e.code(), e.what());
+  }
+  return env.Undefined();
+}
+
+Napi::Value GetJitExecutorJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), JitExecutor()); }
+
+// Process-wide switch for oneDNN (mkldnn) convolutions; on by default. For benchmarks.
+Napi::Value SetMkldnnJs(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) Bad(env, "setMkldnn(enabled) expects a boolean");
+  at::globalContext().setUserEnabledMkldnn(info[0].As<Napi::Boolean>().Value());
+  return env.Undefined();
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
@@ -477,6 +508,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #endif
   o.Set("defaultThreads", Napi::Number::New(env, DefaultThreads()));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+  o.Set("config", Napi::String::New(env, at::show_config()));
+  o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   return o;
 }
 
@@ -498,6 +531,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("setJitExecutor", Napi::Function::New(env, SetJitExecutorJs));
+  exports.Set("getJitExecutor", Napi::Function::New(env, GetJitExecutorJs));
+  exports.Set("setMkldnn", Napi::Function::New(env, SetMkldnnJs));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("tensorStats", Napi::Function::New(env, TensorStats));
   exports.Set("stopJobsForExit", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -1,6 +1,11 @@
 #include "engine.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "common.h"
 
@@ -130,6 +135,91 @@ void PgdRun::Remember(const torch::Tensor& x, const torch::Tensor& loss, const t
   bestPred_ = torch::where(better, pred, bestPred_);
 }
 
+bool PgdRun::FastCpu() const {
+  return x_.device().is_cpu() && x_.scalar_type() == torch::kFloat32 && x_.is_contiguous() && x0_.is_contiguous();
+}
+
+void PgdRun::RememberCpu(const torch::Tensor& lossIn, const torch::Tensor& logitsIn) {
+  if (!bestX_.defined()) {
+    bestX_ = x_.clone();
+    bestLoss_ = lossIn.to(torch::kFloat32).contiguous().clone();
+    bestPred_ = logitsIn.argmax(1);
+    return;
+  }
+  auto loss = lossIn.to(torch::kFloat32).contiguous();
+  auto logits = logitsIn.to(torch::kFloat32).contiguous();
+  const int64_t n = x_.size(0), per = x_.numel() / std::max<int64_t>(1, n), k = logits.size(1);
+  const float* l = loss.data_ptr<float>();
+  const float* lg = logits.data_ptr<float>();
+  const float* x = x_.data_ptr<float>();
+  float* bl = bestLoss_.data_ptr<float>();
+  float* bx = bestX_.data_ptr<float>();
+  int64_t* bp = bestPred_.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (!(l[i] < bl[i])) continue;  // strictly lower, as the reference
+    bl[i] = l[i];
+    std::memcpy(bx + i * per, x + i * per, sizeof(float) * per);
+    const float* row = lg + i * k;
+    int64_t best = 0;
+    for (int64_t j = 1; j < k && !std::isnan(row[best]); ++j) {
+      if (row[j] > row[best] || std::isnan(row[j])) best = j;  // argmax: first maximum, NaN wins
+    }
+    bp[i] = best;
+  }
+}
+
+// The same formulas as the ATen path in Step() (shared/REFERENCE.md), elementwise in float as
+// ATen computes them; only the per-sample norms are summed in another order (in double).
+void PgdRun::UpdateCpu(const torch::Tensor& gradIn) {
+  auto grad = gradIn.to(torch::kFloat32).contiguous();
+  auto next = torch::empty_like(x_, at::MemoryFormat::Contiguous);
+  const int64_t n = x_.size(0), per = x_.numel() / std::max<int64_t>(1, n);
+  const float* xp = x_.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const float* x0p = x0_.data_ptr<float>();
+  float* op = next.data_ptr<float>();
+  const float step = static_cast<float>(cfg_.step), eps = static_cast<float>(cfg_.eps);
+  const auto constraint = cfg_.constraint;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* x = xp + i * per;
+      const float* g = gp + i * per;
+      const float* x0 = x0p + i * per;
+      float* o = op + i * per;
+      switch (constraint) {
+        case Constraint::kL2: {
+          double gg = 0;
+          for (int64_t j = 0; j < per; ++j) gg += static_cast<double>(g[j]) * g[j];
+          const float denom = static_cast<float>(std::sqrt(gg)) + 1e-10f;
+          double dd = 0;
+          for (int64_t j = 0; j < per; ++j) {
+            const float d = (x[j] - step * g[j] / denom) - x0[j];
+            o[j] = d;
+            dd += static_cast<double>(d) * d;
+          }
+          const float dn = static_cast<float>(std::sqrt(dd));
+          const float factor = dn > eps ? eps / (dn + 1e-7f) : 1.0f;  // at::renorm
+          for (int64_t j = 0; j < per; ++j) o[j] = std::min(std::max(x0[j] + o[j] * factor, 0.0f), 1.0f);
+          break;
+        }
+        case Constraint::kLinf:
+          for (int64_t j = 0; j < per; ++j) {
+            const float s = g[j] > 0 ? 1.0f : (g[j] < 0 ? -1.0f : 0.0f);
+            float v = x[j] - step * s;
+            v = std::min(std::max(v, x0[j] - eps), x0[j] + eps);
+            o[j] = std::min(std::max(v, 0.0f), 1.0f);
+          }
+          break;
+        case Constraint::kUnconstrained:
+          for (int64_t j = 0; j < per; ++j) o[j] = std::min(std::max(x[j] - step * g[j], 0.0f), 1.0f);
+          break;
+      }
+    }
+  });
+  x_ = next;
+}
+
 torch::Tensor PgdRun::Step() {
   auto x = x_.detach().requires_grad_(true);
   torch::Tensor logits;
@@ -138,6 +228,12 @@ torch::Tensor PgdRun::Step() {
 
   torch::NoGradGuard noGrad;
   losses = losses.detach();
+  if (FastCpu()) {
+    if (cfg_.useBest) RememberCpu(losses, logits.detach());
+    UpdateCpu(grad);
+    ++steps_;
+    return losses;
+  }
   if (cfg_.useBest) Remember(x_, losses, logits.detach());
 
   torch::Tensor next;

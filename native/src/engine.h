@@ -68,6 +68,11 @@ class PgdRun {
   // Per-sample loss, with the logits of the same forward.
   torch::Tensor Loss(const torch::Tensor& x, torch::Tensor* logits);
   void Remember(const torch::Tensor& x, const torch::Tensor& loss, const torch::Tensor& logits);
+  // CPU float32 fast path of Remember + the update: one pass per sample instead of about a
+  // dozen small ATen ops (~60 us a step at batch 1, 3 % of a Fashion-MNIST step).
+  bool FastCpu() const;
+  void RememberCpu(const torch::Tensor& loss, const torch::Tensor& logits);
+  void UpdateCpu(const torch::Tensor& grad);
 
   std::shared_ptr<Model> model_;
   PgdConfig cfg_;

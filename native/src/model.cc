@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 
 #include "common.h"
@@ -41,8 +42,28 @@ torch::Device ResolveDevice(const std::string& name) {
   throw Error(code::kDevice, "unknown device '" + name + "' (expected cpu, cuda, cuda:N or auto)");
 }
 
+void SetJitExecutor(const std::string& mode) {
+  if (mode == "profiling") {
+    torch::jit::getExecutorMode() = true;
+    torch::jit::getProfilingMode() = true;
+  } else if (mode == "simple") {
+    torch::jit::getExecutorMode() = true;
+    torch::jit::getProfilingMode() = false;
+  } else if (mode == "legacy") {
+    torch::jit::getExecutorMode() = false;
+    torch::jit::getProfilingMode() = false;
+  } else {
+    throw Error(code::kBadInput, "unknown TorchScript executor '" + mode + "' (expected profiling, simple or legacy)");
+  }
+}
+
+std::string JitExecutor() {
+  if (!torch::jit::getExecutorMode()) return "legacy";
+  return torch::jit::getProfilingMode() ? "profiling" : "simple";
+}
+
 std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device& device,
-                                   const std::vector<int64_t>& inputShape) {
+                                   const std::vector<int64_t>& inputShape, const LoadConfig& config) {
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
@@ -51,10 +72,35 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
   }
   module.eval();
   for (auto p : module.parameters()) p.set_requires_grad(false);
+  const bool hasFeatures = module.find_method("features").has_value();
+  if (config.channelsLast) {
+    // Module::to() has no memory format; this is what it does, per tensor.
+    for (auto t : module.parameters()) {
+      if (t.dim() == 4) t.set_data(t.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+    for (auto t : module.buffers()) {
+      if (t.dim() == 4) t.set_data(t.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+  LoadConfig applied = config;
+  if (config.freeze) {
+    try {
+      std::vector<std::string> keep;
+      if (hasFeatures) keep.push_back("features");
+      module = torch::jit::freeze(module, keep, /*optimize_numerics=*/true);
+    } catch (const c10::Error& e) {
+      if (config.freezeStrict) {
+        throw Error(code::kModelLoad, "cannot freeze TorchScript model '" + path + "' (load it with freeze: false): " +
+                                          e.what_without_backtrace());
+      }
+      applied.freeze = false;  // freezing is an optimization: run the module as it is
+    }
+  }
 
   std::shared_ptr<Model> model(new Model(std::move(module), device));
   model->inputShape_ = inputShape;
-  model->hasFeatures_ = model->module_.find_method("features").has_value();
+  model->hasFeatures_ = hasFeatures;
+  model->config_ = applied;
 
   std::vector<int64_t> probe{1};
   probe.insert(probe.end(), inputShape.begin(), inputShape.end());
@@ -67,6 +113,9 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
   } catch (const c10::Error& e) {
     throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
                                         ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {  // a TorchScript `raise` is a JITException, not a c10::Error
+    throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
+                                        ": " + e.what());
   }
   if (out.dim() != 2 || out.size(0) != 1 || out.size(1) < 2) {
     throw Error(code::kModelOutput, "model '" + path + "' returned shape " + ShapeString(out.sizes()) +
@@ -77,11 +126,15 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
   return model;
 }
 
-torch::Tensor Model::Logits(const torch::Tensor& x) { return AsTensor(module_.forward({x}), "forward()"); }
+torch::Tensor Model::In(const torch::Tensor& x) const {
+  return config_.channelsLast && x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+}
+
+torch::Tensor Model::Logits(const torch::Tensor& x) { return AsTensor(module_.forward({In(x)}), "forward()"); }
 
 torch::Tensor Model::Features(const torch::Tensor& x) {
   if (!hasFeatures_) throw Error(code::kBadInput, "this model exports no features() method");
-  return AsTensor(module_.get_method("features")({x}), "features()");
+  return AsTensor(module_.get_method("features")({In(x)}), "features()");
 }
 
 }  // namespace rs
