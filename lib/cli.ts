@@ -291,7 +291,7 @@ async function cmdFitSeeds(argv: string[]): Promise<number> {
   let factor: number;
   if (values.data === 'fashion-mnist') {
     ds = readFashionMnist('train');
-    factor = num(values, 'factor') ?? 4;
+    factor = num(values, 'factor') ?? 4; // measured: see models/README.md
   } else {
     const card = Classifier.card(values.model ?? 'fashion-robust', values['model-dir'] ?? []);
     const [c, h, w] = card?.inputShape ?? [3, 224, 224];
