@@ -33,7 +33,7 @@ export interface EvalConfig {
 }
 
 export const QUICK: EvalConfig = { perClass: 8, restoreImages: 50, translatePerClass: 2, translateEps: [10], realPerClass: 100, srFactor: 4, seed: 1 };
-export const FULL: EvalConfig = { perClass: 50, restoreImages: 500, translatePerClass: 10, translateEps: [2, 5, 10], realPerClass: 500, srFactor: 4, seed: 1 };
+export const FULL: EvalConfig = { perClass: 30, restoreImages: 300, translatePerClass: 5, translateEps: [5, 10], realPerClass: 500, srFactor: 4, seed: 1 };
 
 const round = (v: number, d = 4) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : v);
 const mean = (a: ArrayLike<number>) => {
