@@ -81,3 +81,15 @@ describe('metrics', () => {
     expect(diffusionFill(ramp, mask).data[12]).toBeCloseTo(0.5, 4);
   });
 });
+
+describe('baselines', () => {
+  it('bicubic upsampling of a block-constant grey image stays close to it (and is not read with the wrong stride)', async () => {
+    const { bicubic } = await import('../lib/eval/index.js');
+    const data = new Float32Array(28 * 28);
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) data[y * 28 + x] = x < 14 ? 0.2 : 0.8;
+    const up = await bicubic({ data, shape: [1, 1, 28, 28] }, 4);
+    expect(up.data[5 * 28 + 2]).toBeCloseTo(0.2, 1);
+    expect(up.data[20 * 28 + 25]).toBeCloseTo(0.8, 1);
+    expect(psnr(up, { data, shape: [1, 1, 28, 28] }, 0)).toBeGreaterThan(15);
+  });
+});

@@ -61,7 +61,7 @@ function byClass(ds: LabeledImages, label: number, limit: number): ImageBatch {
   return concat(idx.map((i) => slice(ds.images, i, i + 1)));
 }
 
-async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch> {
+export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch> {
   const [n, c, h, w] = image.shape;
   const lh = h / f;
   const lw = w / f;
@@ -70,8 +70,12 @@ async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch> {
     const low = new Float32Array(c * lh * lw);
     blockAverage(image.data.subarray(i * c * h * w, (i + 1) * c * h * w), [c, h, w], f, low);
     const raw = toRaw({ data: low, shape: [1, c, lh, lw] }, 0);
-    const up = await sharp(raw.data, { raw: { width: lw, height: lh, channels: raw.channels } }).resize(w, h, { kernel: 'cubic' }).raw().toBuffer();
-    for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) out[i * c * h * w + ch * h * w + p] = up[p * c + ch]! / 255;
+    // sharp hands back 3 channels for a 1-channel raw input: read with its stride, not ours.
+    const { data: up, info } = await sharp(raw.data, { raw: { width: lw, height: lh, channels: raw.channels } })
+      .resize(w, h, { kernel: 'cubic' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) out[i * c * h * w + ch * h * w + p] = up[p * info.channels + ch]! / 255;
   }
   return { data: out, shape: image.shape };
 }
