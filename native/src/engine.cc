@@ -168,8 +168,9 @@ void PgdRun::RememberCpu(const torch::Tensor& lossIn, const torch::Tensor& logit
   }
 }
 
-// The same formulas as the ATen path in Step() (shared/REFERENCE.md), elementwise in float as
-// ATen computes them; only the per-sample norms are summed in another order (in double).
+// The same formulas as the ATen path in Step() (shared/REFERENCE.md), elementwise in float in
+// the same order; the two per-sample norms come from the same ATen kernels (a norm summed in
+// another order moves a result by an ulp, and a non-robust model's trajectory can amplify that).
 void PgdRun::UpdateCpu(const torch::Tensor& gradIn) {
   auto grad = gradIn.to(torch::kFloat32).contiguous();
   auto next = torch::empty_like(x_, at::MemoryFormat::Contiguous);
@@ -179,44 +180,53 @@ void PgdRun::UpdateCpu(const torch::Tensor& gradIn) {
   const float* x0p = x0_.data_ptr<float>();
   float* op = next.data_ptr<float>();
   const float step = static_cast<float>(cfg_.step), eps = static_cast<float>(cfg_.eps);
-  const auto constraint = cfg_.constraint;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float* x = xp + i * per;
-      const float* g = gp + i * per;
-      const float* x0 = x0p + i * per;
-      float* o = op + i * per;
-      switch (constraint) {
-        case Constraint::kL2: {
-          double gg = 0;
-          for (int64_t j = 0; j < per; ++j) gg += static_cast<double>(g[j]) * g[j];
-          const float denom = static_cast<float>(std::sqrt(gg)) + 1e-10f;
-          double dd = 0;
-          for (int64_t j = 0; j < per; ++j) {
-            const float d = (x[j] - step * g[j] / denom) - x0[j];
-            o[j] = d;
-            dd += static_cast<double>(d) * d;
-          }
-          const float dn = static_cast<float>(std::sqrt(dd));
-          const float factor = dn > eps ? eps / (dn + 1e-7f) : 1.0f;  // at::renorm
-          for (int64_t j = 0; j < per; ++j) o[j] = std::min(std::max(x0[j] + o[j] * factor, 0.0f), 1.0f);
-          break;
+  switch (cfg_.constraint) {
+    case Constraint::kL2: {
+      // next = x - step * g / (||g|| + 1e-10);  x = x0 + renorm(next - x0, 2, 0, eps);  clamp
+      auto gnorm = FlatNorm(grad).contiguous();
+      const float* gn = gnorm.data_ptr<float>();
+      at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const float* x = xp + i * per;
+          const float* g = gp + i * per;
+          const float* x0 = x0p + i * per;
+          float* o = op + i * per;
+          const float denom = gn[i] + 1e-10f;
+          for (int64_t j = 0; j < per; ++j) o[j] = (x[j] - step * g[j] / denom) - x0[j];
         }
-        case Constraint::kLinf:
-          for (int64_t j = 0; j < per; ++j) {
-            const float s = g[j] > 0 ? 1.0f : (g[j] < 0 ? -1.0f : 0.0f);
-            float v = x[j] - step * s;
-            v = std::min(std::max(v, x0[j] - eps), x0[j] + eps);
-            o[j] = std::min(std::max(v, 0.0f), 1.0f);
-          }
-          break;
-        case Constraint::kUnconstrained:
-          for (int64_t j = 0; j < per; ++j) o[j] = std::min(std::max(x[j] - step * g[j], 0.0f), 1.0f);
-          break;
-      }
+      });
+      std::vector<int64_t> dims;
+      for (int64_t d = 1; d < next.dim(); ++d) dims.push_back(d);
+      auto dnorm = at::linalg_vector_norm(next, 2, dims, /*keepdim=*/true).contiguous();  // as at::renorm
+      const float* dn = dnorm.data_ptr<float>();
+      at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const float* x0 = x0p + i * per;
+          float* o = op + i * per;
+          const float factor = dn[i] > eps ? eps / (dn[i] + 1e-7f) : 1.0f;  // at::renorm's scale factor
+          for (int64_t j = 0; j < per; ++j) o[j] = std::min(std::max(x0[j] + o[j] * factor, 0.0f), 1.0f);
+        }
+      });
+      break;
     }
-  });
+    case Constraint::kLinf:
+      at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin * per; j < end * per; ++j) {
+          const float g = gp[j];
+          const float s = g > 0 ? 1.0f : (g < 0 ? -1.0f : g);  // sign(): 0 stays 0, NaN stays NaN
+          float v = xp[j] - step * s;
+          v = std::min(std::max(v, x0p[j] - eps), x0p[j] + eps);
+          op[j] = std::min(std::max(v, 0.0f), 1.0f);
+        }
+      });
+      break;
+    case Constraint::kUnconstrained:
+      at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin * per; j < end * per; ++j) op[j] = std::min(std::max(xp[j] - step * gp[j], 0.0f), 1.0f);
+      });
+      break;
+  }
   x_ = next;
 }
 
