@@ -85,16 +85,18 @@ async function loadModel(v: Values): Promise<Classifier> {
   return Classifier.load(String(v.model), { device: v.device as Device, modelDirs: (v['model-dir'] as string[] | undefined) ?? [] });
 }
 
-function taskOptions(v: Values, clf: Classifier, label: string): CommonTaskOptions & { finish: () => void } {
+function taskOptions(v: Values, clf: Classifier, label: string): { options: CommonTaskOptions; finish: () => void } {
   const progress = progressReporter(label);
   return {
-    classifier: clf,
-    eps: num(v, 'eps'),
-    step: num(v, 'step'),
-    iterations: num(v, 'iterations'),
-    batch: num(v, 'batch'),
-    bf16: Boolean(v.bf16),
-    onProgress: progress.update,
+    options: {
+      classifier: clf,
+      eps: num(v, 'eps'),
+      step: num(v, 'step'),
+      iterations: num(v, 'iterations'),
+      batch: num(v, 'batch'),
+      bf16: Boolean(v.bf16),
+      onProgress: progress.update,
+    },
     finish: progress.done,
   };
 }
@@ -168,7 +170,7 @@ async function cmdGenerate(argv: string[]): Promise<number> {
   const clf = await loadModel(values);
   try {
     const t = taskOptions(values, clf, 'generate');
-    const r = await generate({ ...t, classes: values.class, count: num(values, 'count') ?? 1, seed: values.seed as SeedKind, seeds: values.seeds, randomSeed: num(values, 'random-seed') });
+    const r = await generate({ ...t.options, classes: values.class, count: num(values, 'count') ?? 1, seed: values.seed as SeedKind, seeds: values.seeds, randomSeed: num(values, 'random-seed') });
     t.finish();
     const names = Array.from(r.targets, (k, i) => `${slug(clf.classes[k]!)}-${values.seed}-${i}.png`);
     const manifest = new Manifest(dir);
@@ -197,7 +199,7 @@ async function cmdInpaint(argv: string[]): Promise<number> {
     }
     const mask = values.mask ? await readImage(values.mask, { channels: 1, height: h, width: w }) : undefined;
     const t = taskOptions(values, clf, 'inpaint');
-    const r = await inpaint({ ...t, image, hole, mask, label: values.label });
+    const r = await inpaint({ ...t.options, image, hole, mask, label: values.label });
     t.finish();
     const name = `${basename(values.image, extname(values.image))}-inpainted.png`;
     const manifest = new Manifest(dir);
@@ -220,7 +222,7 @@ async function cmdSuperResolve(argv: string[]): Promise<number> {
     const [c, h, w] = clf.inputShape;
     const image = await readImage(values.image, { channels: c, height: h, width: w });
     const t = taskOptions(values, clf, 'super-resolve');
-    const r = await superResolve({ ...t, image, factor: num(values, 'factor'), label: values.label });
+    const r = await superResolve({ ...t.options, image, factor: num(values, 'factor'), label: values.label });
     t.finish();
     const stem = basename(values.image, extname(values.image));
     await writePng(join(dir, `${stem}-lowres.png`), r.starts, 0);
@@ -271,7 +273,7 @@ async function cmdTranslate(argv: string[]): Promise<number> {
       }
       if (!ok.length) continue;
       const base = done;
-      const r = await translate({ ...taskOptions(values, clf, 'translate'), onProgress: (p) => progress.update({ ...p, done: base + p.done, images: files.length }), image: concat(imgs), to: target });
+      const r = await translate({ ...taskOptions(values, clf, 'translate').options, onProgress: (p) => progress.update({ ...p, done: base + p.done, images: files.length }), image: concat(imgs), to: target });
       await writeOutputs(dir, clf, r, ok.map(outName), ok, manifest);
       done += ok.length;
     }
@@ -361,8 +363,10 @@ if (invokedDirectly) {
     },
     (e: unknown) => {
       const err = e as { code?: string; message?: string };
-      console.error(`\nrobust-synth: ${err.message ?? String(e)}${err.code ? ` [${err.code}]` : ''}`);
-      process.exitCode = err.code === 'ERR_BAD_INPUT' || err.code === 'ERR_BAD_IMAGE' ? 2 : 1;
+      const message = (err.message ?? String(e)).replace(/\s*\n\s*/g, ' ');
+      console.error(`\nrobust-synth: ${message}${err.code ? ` [${err.code}]` : ''}`);
+      // Bad input, ours or node's argument parser's (ERR_PARSE_ARGS_*), exits 2; anything else 1.
+      process.exitCode = err.code === 'ERR_BAD_INPUT' || err.code === 'ERR_BAD_IMAGE' || err.code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
     },
   );
 }

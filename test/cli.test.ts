@@ -48,23 +48,25 @@ describe('robust-synth CLI', () => {
     }
   });
 
-  it('bad input: one-line error and a non-zero exit code', () => {
-    const cases: Array<[string[], RegExp]> = [
-      [['generate', '--class', 'Zebra'], /Unknown class 'Zebra'/],
-      [['generate', '--class', '1', '--eps', 'abc'], /--eps expects a number/],
-      [['generate', '--class', '1', '--model', 'no-such-model'], /no model named 'no-such-model'/],
-      [['inpaint', '--image', '/nonexistent.png'], /image not found/],
-      [['inpaint', '--image', '/etc/passwd'], /cannot read image/],
-      [['generate', '--class', '1', '--iterations', '-1'], /integer >= 0 .* for iterations but received -1/],
-      [['generate', '--class', '1', '--itrations', '5'], /Unknown option '--itrations'/],
+  it('bad input: one-line error, exit code 2 (1 for a missing model)', () => {
+    const cases: Array<[string[], RegExp, number]> = [
+      [['generate', '--class', 'Zebra'], /Unknown class 'Zebra'/, 2],
+      [['generate', '--class', '1', '--eps', 'abc'], /--eps expects a number/, 2],
+      [['generate', '--class', '1', '--model', 'no-such-model'], /no model named 'no-such-model'/, 1],
+      [['inpaint', '--image', '/nonexistent.png'], /image not found/, 2],
+      [['inpaint', '--image', '/etc/passwd'], /cannot read image/, 2],
+      [['generate', '--class', '1', '--iterations=-1'], /integer >= 0 .* for iterations but received -1/, 2],
+      [['generate', '--class', '1', '--iterations', '-1'], /--iterations/, 2],
+      [['generate', '--class', '1', '--itrations', '5'], /Unknown option '--itrations'/, 2],
     ];
     const unknown = cli(['frobnicate']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
-    for (const [args, msg] of cases) {
+    for (const [args, msg, code] of cases) {
       const r = cli([...args, '--out', tempDir()]);
-      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.status, args.join(' ')).toBe(code);
       expect(r.stderr, args.join(' ')).toMatch(msg);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
     }
   });
 
