@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageBatch, Shape4 } from '../lib/index.js';
+import { rng } from '../lib/seeds.js';
 
 /** Debian's python with torch (the pyenv python on PATH has none). */
 export const PYTHON = process.env.RS_PYTHON ?? '/usr/bin/python3';
@@ -15,18 +16,11 @@ export function tempDir(prefix = 'rs-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Deterministic pseudo-random batch in [0, 1] (mulberry32). */
+/** Deterministic pseudo-random batch in [0, 1] (the library's seeded generator). */
 export function randomBatch(shape: Shape4, seed = 1): ImageBatch {
-  let a = seed >>> 0;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const { uniform } = rng(seed);
   const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
-  for (let i = 0; i < data.length; i++) data[i] = rnd();
+  for (let i = 0; i < data.length; i++) data[i] = uniform();
   return { data, shape };
 }
 
