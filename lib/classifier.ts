@@ -5,8 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { loadBinding, type RawJob, type RawModel, type RawPgdOptions, type RawPgdResult, type RawSession } from '../binding/index.js';
 import { fromNative, RobustSynthError } from './errors.js';
-import { readCard, resolveModel, sha256File, type ModelCard } from './models.js';
+import { modelsDir, readCard, resolveModel, sha256File, type ModelCard } from './models.js';
 import { checkBatch, floatView, int32View, type ImageBatch, type Shape4, type Tensor2D } from './tensor.js';
+import { assertAllowedModelPath } from './trust.js';
 import * as is from './validate.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
@@ -25,6 +26,12 @@ export interface LoadOptions {
   modelDirs?: string[];
   /** Check the file against the sha256 in its model card (default true when the card has one). */
   verifyChecksum?: boolean;
+  /**
+   * Load only files inside these directories (symlinks resolved), else ERR_MODEL_NOT_ALLOWED; the
+   * embedded models are always allowed. Set it whenever the model name or path is not your own
+   * (see docs/security.md: loading a model runs its code).
+   */
+  allowedDirs?: string[];
   /**
    * Keep 4-d weights and feed inputs in channels-last (NHWC) memory format, which oneDNN's
    * convolutions use without a reorder per call. Default: true on the CPU, false on CUDA (see bench/README.md).
@@ -222,15 +229,19 @@ export class Classifier {
     is.nonEmptyString('model', nameOrPath);
     const asRecord: unknown = options;
     if (!is.isObject(asRecord)) throw is.invalid('options', 'object', options);
-    is.knownKeys('load options', asRecord, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum', 'channelsLast', 'freeze']);
+    is.knownKeys('load options', asRecord, ['device', 'inputShape', 'classes', 'modelDirs', 'verifyChecksum', 'channelsLast', 'freeze', 'allowedDirs']);
     const device = options.device ?? 'auto';
     if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) {
       throw is.invalid('device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
     }
-    const { path, card } = resolveModel(nameOrPath, options.modelDirs ?? []);
+    const resolved = resolveModel(nameOrPath, options.modelDirs ?? []);
+    const { card } = resolved;
+    const path = options.allowedDirs === undefined ? resolved.path : assertAllowedModelPath(resolved.path, [...options.allowedDirs, modelsDir()]);
     const inputShape = options.inputShape ?? card?.inputShape ?? [3, 224, 224];
     if (!Array.isArray(inputShape) || inputShape.length !== 3) throw is.invalid('inputShape', '[c, h, w]', inputShape);
     inputShape.forEach((d, i) => is.integer(`inputShape[${i}]`, d, { min: 1, max: 16384 }));
+    // The load probes one forward on zeros of this shape.
+    is.checkMemory(`a model input of shape [${inputShape.join(', ')}]`, 2 * 4 * inputShape[0] * inputShape[1] * inputShape[2]);
     if ((options.verifyChecksum ?? true) && card?.sha256) {
       const actual = await sha256File(path);
       if (actual !== card.sha256) {
@@ -290,6 +301,7 @@ export class Classifier {
   async logits(images: ImageBatch, options: { signal?: AbortSignal } = {}): Promise<Tensor2D> {
     const callSite = new Error();
     const x = this.#batch('images', images);
+    is.checkMemory(`a batch of shape [${x.shape.join(', ')}]`, 2 * x.data.byteLength);
     const raw = this.#live();
     const t = await settle(() => raw.logits(x), callSite, options.signal);
     return { data: floatView(t.data), shape: [t.shape[0]!, t.shape[1]!] };
@@ -299,6 +311,7 @@ export class Classifier {
   async features(images: ImageBatch): Promise<Tensor2D> {
     const callSite = new Error();
     const x = this.#batch('images', images);
+    is.checkMemory(`a batch of shape [${x.shape.join(', ')}]`, 2 * x.data.byteLength);
     const raw = this.#live();
     const t = await settle(() => raw.features(x), callSite);
     return { data: floatView(t.data), shape: [t.shape[0]!, t.shape[1]!] };
@@ -346,7 +359,7 @@ export class Classifier {
       targeted: is.boolean('targeted', o.targeted ?? true),
       bf16: is.boolean('bf16', o.bf16 ?? false),
       penaltyWeight: 0,
-      progressEvery: is.integer('progressEvery', o.progressEvery ?? 1, { min: 1 }),
+      progressEvery: is.integer('progressEvery', o.progressEvery ?? 1, { min: 1, max: Number.MAX_SAFE_INTEGER }),
     };
     if (o.penalty !== undefined) {
       if (!is.isObject(o.penalty)) throw is.invalid('penalty', '{ weight, mask, reference? }', o.penalty);
@@ -358,9 +371,12 @@ export class Classifier {
     }
     if (o.feature !== undefined) {
       if (!is.isObject(o.feature)) throw is.invalid('feature', '{ index, weight? }', o.feature);
-      raw.featureIndex = is.integer('feature.index', o.feature.index, { min: 0 });
+      raw.featureIndex = is.integer('feature.index', o.feature.index, { min: 0, max: Number.MAX_SAFE_INTEGER });
       raw.featureWeight = is.finiteNumber('feature.weight', o.feature.weight ?? 1);
     }
+    // The engine holds x0's copy and about six working tensors of its size (iterate, gradient,
+    // update, best iterate, result), three more with a penalty (mask, reference, kept pixels).
+    is.checkMemory(`a PGD batch of shape [${x0.shape.join(', ')}]`, x0.data.byteLength * (raw.mask ? 10 : 7));
     return raw;
   }
 

@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'ERR_MODEL_LOAD'
   | 'ERR_MODEL_OUTPUT'
   | 'ERR_MODEL_NOT_FOUND'
+  | 'ERR_MODEL_NOT_ALLOWED'
   | 'ERR_DEVICE'
   | 'ERR_ABORTED'
   | 'ERR_DISPOSED'

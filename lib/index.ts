@@ -1,6 +1,8 @@
 export { Classifier, PgdSession, setThreads, getThreads, setJitExecutor, getJitExecutor, buildInfo } from './classifier.js';
 export type { ClassRef, Constraint, Device, JitExecutor, LoadOptions, PgdOptions, PgdResult, Progress, SessionOptions } from './classifier.js';
 export { RobustSynthError, isRobustSynthError } from './errors.js';
+export { setMemoryLimit, memoryLimit } from './validate.js';
+export { assertAllowedModelPath } from './trust.js';
 export type { ErrorCode } from './errors.js';
 export type { ImageBatch, Shape4, Tensor2D } from './tensor.js';
 export { listModels, resolveModel, EMBEDDED_MODELS } from './models.js';

@@ -2,6 +2,7 @@
  * Option checks at the public surface, in the manner of sharp's is.mjs: each failure names the
  * parameter, what was expected and what was received, and carries code ERR_BAD_INPUT.
  */
+import { totalmem } from 'node:os';
 import { RobustSynthError } from './errors.js';
 
 function describe(v: unknown): string {
@@ -63,5 +64,44 @@ export function knownKeys(name: string, o: Record<string, unknown>, keys: readon
     if (!keys.includes(k) && o[k] !== undefined) {
       throw new RobustSynthError('ERR_BAD_INPUT', `Unknown option '${k}' in ${name}; known options: ${keys.join(', ')}`);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: refuse, up front, a job whose size alone would exhaust the machine
+
+let memoryLimitOverride: number | undefined;
+
+/** Sets the limit checkMemory() applies, in bytes; undefined restores the default. */
+export function setMemoryLimit(bytes: number | undefined): void {
+  memoryLimitOverride = bytes === undefined ? undefined : finiteNumber('memory limit', bytes, { min: 0 });
+}
+
+/** The limit: 80 % of this machine's memory, or of the cgroup limit where one is set. */
+export function memoryLimit(): number {
+  if (memoryLimitOverride !== undefined) return memoryLimitOverride;
+  const total = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return Math.floor(0.8 * (constrained > 0 && constrained < total ? constrained : total));
+}
+
+function gb(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/**
+ * Throws ERR_OUT_OF_MEMORY when `bytes`, the estimated need of `what`, exceeds memoryLimit().
+ * The estimate counts the tensors the engine keeps, not the model's activations, so passing
+ * this check does not guarantee the job fits; failing it means it surely does not.
+ */
+export function checkMemory(what: string, bytes: number): void {
+  const limit = memoryLimit();
+  if (bytes > limit) {
+    throw new RobustSynthError(
+      'ERR_OUT_OF_MEMORY',
+      `${what} needs about ${gb(bytes)}, over the limit of ${gb(limit)}` +
+        `${memoryLimitOverride === undefined ? ' (80 % of this machine\'s memory)' : ' (set with setMemoryLimit)'}; ` +
+        'split it into smaller batches, or raise the limit with setMemoryLimit()',
+    );
   }
 }

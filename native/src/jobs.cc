@@ -1,6 +1,7 @@
 #include "jobs.h"
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -204,6 +205,8 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
     } catch (const c10::Error& e) {
       std::string m = e.what_without_backtrace();
       failure = {LooksLikeOom(m) ? code::kOutOfMemory : code::kTorch, m};
+    } catch (const torch::jit::JITException& e) {  // the model's own `raise`
+      failure = {code::kTorch, e.what()};
     } catch (const std::bad_alloc&) {
       failure = {code::kOutOfMemory, "out of memory"};
     } catch (const std::exception& e) {
