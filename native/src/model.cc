@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 
@@ -57,6 +59,22 @@ void SetJitExecutor(const std::string& mode) {
   }
 }
 
+// Freezing optimizes for inference and drops aten::detach, which changes gradients: the
+// exported "fake ReLU" (relu(x) value, identity gradient) is x + (relu(x) - x).detach(). A
+// module whose graphs detach anything is therefore never frozen.
+bool DetachesInGraph(torch::jit::Module& module) {
+  for (const char* name : {"forward", "features"}) {
+    auto method = module.find_method(name);
+    if (!method) continue;
+    auto graph = method->graph()->copy();
+    torch::jit::Inline(*graph);
+    if (!torch::jit::findAllNodes(*graph, c10::Symbol::fromQualString("aten::detach"), /*recurse=*/true).empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string JitExecutor() {
   if (!torch::jit::getExecutorMode()) return "legacy";
   return torch::jit::getProfilingMode() ? "profiling" : "simple";
@@ -83,7 +101,8 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
     }
   }
   LoadConfig applied = config;
-  if (config.freeze) {
+  if (config.freeze && DetachesInGraph(module)) applied.freeze = false;
+  if (applied.freeze) {
     try {
       std::vector<std::string> keep;
       if (hasFeatures) keep.push_back("features");
