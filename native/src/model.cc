@@ -61,18 +61,13 @@ void SetJitExecutor(const std::string& mode) {
 
 // Freezing optimizes for inference and drops aten::detach, which changes gradients: the
 // exported "fake ReLU" (relu(x) value, identity gradient) is x + (relu(x) - x).detach(). A
-// module whose graphs detach anything is therefore never frozen.
-bool DetachesInGraph(torch::jit::Module& module) {
-  for (const char* name : {"forward", "features"}) {
-    auto method = module.find_method(name);
-    if (!method) continue;
-    auto graph = method->graph()->copy();
-    torch::jit::Inline(*graph);
-    if (!torch::jit::findAllNodes(*graph, c10::Symbol::fromQualString("aten::detach"), /*recurse=*/true).empty()) {
-      return true;
-    }
-  }
-  return false;
+// method whose graph detaches anything must therefore never run frozen.
+bool Detaches(torch::jit::Module& module, const char* name) {
+  auto method = module.find_method(name);
+  if (!method) return false;
+  auto graph = method->graph()->copy();
+  torch::jit::Inline(*graph);
+  return !torch::jit::findAllNodes(*graph, c10::Symbol::fromQualString("aten::detach"), /*recurse=*/true).empty();
 }
 
 std::string JitExecutor() {
@@ -101,12 +96,18 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
     }
   }
   LoadConfig applied = config;
-  if (config.freeze && DetachesInGraph(module)) applied.freeze = false;
+  torch::jit::Module forward = module;  // runs forward(); `module` runs features()
+  const bool featuresDetach = hasFeatures && Detaches(module, "features");
+  if (config.freeze && Detaches(module, "forward")) applied.freeze = false;
   if (applied.freeze) {
     try {
       std::vector<std::string> keep;
-      if (hasFeatures) keep.push_back("features");
-      module = torch::jit::freeze(module, keep, /*optimize_numerics=*/true);
+      if (hasFeatures && !featuresDetach) keep.push_back("features");
+      auto frozen = torch::jit::freeze(module, keep, /*optimize_numerics=*/true);
+      forward = frozen;
+      // When only features() detaches (a fake ReLU), it keeps running on the unfrozen module:
+      // the weights are then held twice (the frozen copy has BatchNorm folded into them).
+      if (!featuresDetach) module = frozen;
     } catch (const c10::Error& e) {
       if (config.freezeStrict) {
         throw Error(code::kModelLoad, "cannot freeze TorchScript model '" + path + "' (load it with freeze: false): " +
@@ -116,7 +117,7 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
     }
   }
 
-  std::shared_ptr<Model> model(new Model(std::move(module), device));
+  std::shared_ptr<Model> model(new Model(std::move(module), std::move(forward), device));
   model->inputShape_ = inputShape;
   model->hasFeatures_ = hasFeatures;
   model->config_ = applied;
@@ -149,7 +150,7 @@ torch::Tensor Model::In(const torch::Tensor& x) const {
   return config_.channelsLast && x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
-torch::Tensor Model::Logits(const torch::Tensor& x) { return AsTensor(module_.forward({In(x)}), "forward()"); }
+torch::Tensor Model::Logits(const torch::Tensor& x) { return AsTensor(forward_.forward({In(x)}), "forward()"); }
 
 torch::Tensor Model::Features(const torch::Tensor& x) {
   if (!hasFeatures_) throw Error(code::kBadInput, "this model exports no features() method");

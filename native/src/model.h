@@ -18,6 +18,8 @@ struct LoadConfig {
   bool channelsLast = false;
   // torch::jit::freeze: weights become constants, BatchNorm folds into the convolution before
   // it. Gradients w.r.t. the input still flow. Changes results at the 1e-7 (relative) level.
+  // Freezing drops aten::detach: a forward() that detaches is never frozen, and a features()
+  // that detaches (the fake ReLU) runs on the unfrozen module while forward() runs frozen.
   bool freeze = false;
   // When freezing fails: true throws ERR_MODEL_LOAD, false keeps the module unfrozen.
   bool freezeStrict = false;
@@ -44,10 +46,12 @@ class Model {
   std::atomic<bool> disposed{false};
 
  private:
-  Model(torch::jit::Module module, torch::Device device) : module_(std::move(module)), device_(device) {}
+  Model(torch::jit::Module module, torch::jit::Module forward, torch::Device device)
+      : module_(std::move(module)), forward_(std::move(forward)), device_(device) {}
   torch::Tensor In(const torch::Tensor& x) const;
 
-  torch::jit::Module module_;
+  torch::jit::Module module_;   // features()
+  torch::jit::Module forward_;  // forward(): the same module, or its frozen copy
   torch::Device device_;
   int64_t numClasses_ = 0;
   bool hasFeatures_ = false;
