@@ -533,7 +533,29 @@ Napi::Value TensorStats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// glibc malloc returns freed memory above 128 KB (mmap) or at the top of a heap (trim) to the
+// kernel, and every PGD step allocates its activations again: thousands of page faults per step
+// (Fashion-MNIST batch 64: ~6000 per forward + backward, a quarter of its time on this VM).
+// Keeping blocks up to 32 MB in the heap and trimming only past 1 GB makes the steps reuse their
+// memory (0 faults; 36-39 ms instead of 52 ms on 1 thread). Process-wide: freed memory is kept
+// for reuse instead of returned. Skipped when the user tunes malloc or sets ROBUST_SYNTH_MALLOC=default.
+void TuneMalloc() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* opt = std::getenv("ROBUST_SYNTH_MALLOC");
+    if (opt && std::string(opt) == "default") return;
+    for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"}) {
+      if (std::getenv(var)) return;
+    }
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  });
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  TuneMalloc();
   MaybeCountAllocations();
   auto data = GetEnvData(env);
   data->modelClass = Napi::Persistent(ModelWrap::Class(env));
