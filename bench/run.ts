@@ -1,0 +1,627 @@
+/**
+ * `npm run bench [-- options]`: the native PGD loop against a JS-driven loop, a Python loop and
+ * the floor (one bare forward + backward), then what lowers the floor. See bench/README.md.
+ *
+ *   --quick              a few minutes on 2 cores (fewer runs and steps, fewer ablation workloads)
+ *   --only a,b           workloads whose id contains one of these (resnet50-b1, fashion-b64, ...)
+ *   --no-python          skip the Python loop
+ *   --no-ablation        skip the floor-lowering table
+ *   --threads N          intra-op threads for every run (default: the cores this process may use)
+ *   --blas B             BLAS for the main table: system (default), openblas or reference
+ *   --fashion-model M    the Fashion-MNIST classifier (default models/fashion-robust.pt, else fashion-standard.pt)
+ *   --peak-gflops X      the fp32 peak of this machine (default: estimated from /proc/cpuinfo)
+ *   --out DIR            where results.json, results.md and chart.png go (default bench/)
+ *
+ * Every measurement runs in its own child process (bench/worker.ts, bench/python_loop.py).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import type { WorkerJob, WorkerResult } from './worker.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BENCH = join(ROOT, 'bench');
+const SCRATCH = join(BENCH, 'out');
+const PYTHON = process.env.RS_PYTHON ?? '/usr/bin/python3';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-python': { type: 'boolean', default: false },
+    'no-ablation': { type: 'boolean', default: false },
+    threads: { type: 'string' },
+    blas: { type: 'string', default: 'system' },
+    'fashion-model': { type: 'string' },
+    'peak-gflops': { type: 'string' },
+    out: { type: 'string', default: BENCH },
+  },
+  strict: true,
+});
+
+const QUICK = args.quick!;
+const THREADS = args.threads ? Number(args.threads) : availableParallelism();
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+interface Workload {
+  id: string;
+  label: string;
+  model: string;
+  inputShape: [number, number, number];
+  batch: number;
+  eps: number;
+  step: number;
+  steps: number;
+  runs: number;
+  floorReps: number;
+  /** Floor-lowering table in --quick mode too. */
+  quickAblation: boolean;
+  stepFlopsPerImage?: number;
+}
+
+function workloads(resnetPath: string): Workload[] {
+  const q = QUICK;
+  const fashion = resolve(args['fashion-model'] ?? [join(ROOT, 'models/fashion-robust.pt'), join(ROOT, 'models/fashion-standard.pt')].find(existsSync)!);
+  // Generation settings (lib/tasks/common.ts): ResNet50 eps 40 step 1; Fashion eps 8 step 0.5.
+  const all: Workload[] = [
+    { id: 'resnet50-b1', label: 'ResNet50 224, batch 1', model: resnetPath, inputShape: [3, 224, 224], batch: 1, eps: 40, step: 1,
+      steps: q ? 4 : 10, runs: q ? 3 : 5, floorReps: q ? 2 : 4, quickAblation: true },
+    { id: 'resnet50-b8', label: 'ResNet50 224, batch 8', model: resnetPath, inputShape: [3, 224, 224], batch: 8, eps: 40, step: 1,
+      steps: q ? 2 : 4, runs: q ? 3 : 5, floorReps: q ? 1 : 2, quickAblation: false },
+    { id: 'fashion-b1', label: 'Fashion-MNIST, batch 1', model: fashion, inputShape: [1, 28, 28], batch: 1, eps: 8, step: 0.5,
+      steps: q ? 100 : 300, runs: q ? 3 : 5, floorReps: q ? 50 : 150, quickAblation: true },
+    { id: 'fashion-b64', label: 'Fashion-MNIST, batch 64', model: fashion, inputShape: [1, 28, 28], batch: 64, eps: 8, step: 0.5,
+      steps: q ? 20 : 60, runs: q ? 3 : 5, floorReps: q ? 10 : 30, quickAblation: true },
+    { id: 'fashion-b256', label: 'Fashion-MNIST, batch 256', model: fashion, inputShape: [1, 28, 28], batch: 256, eps: 8, step: 0.5,
+      steps: q ? 6 : 20, runs: q ? 3 : 5, floorReps: q ? 3 : 10, quickAblation: false },
+  ];
+  const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  return only ? all.filter((w) => only.some((o) => w.id.includes(o))) : all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30 * 60_000): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) rej(new Error(`${cmd} ${argv.slice(0, 3).join(' ')} failed: ${err.message}\n${stderr.split('\n').slice(-15).join('\n')}`));
+      else res(stdout);
+    });
+  });
+}
+
+function lastJson<T>(stdout: string): T {
+  const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  if (!line) throw new Error(`no JSON in output: ${stdout.slice(-500)}`);
+  return JSON.parse(line) as T;
+}
+
+/** LD_LIBRARY_PATH that makes the dynamic linker pick a BLAS for libtorch's libblas.so.3. */
+function blasEnv(which: string): NodeJS.ProcessEnv | undefined {
+  if (which === 'system') return {};
+  const dirs = which === 'reference'
+    ? ['/usr/lib/x86_64-linux-gnu/blas', '/usr/lib/aarch64-linux-gnu/blas']
+    : [process.env.RS_BENCH_OPENBLAS_DIR ?? '', '/usr/lib/x86_64-linux-gnu/openblas-openmp', '/usr/lib/x86_64-linux-gnu/openblas-pthread',
+      '/usr/lib/aarch64-linux-gnu/openblas-openmp', '/usr/lib/aarch64-linux-gnu/openblas-pthread'];
+  const dir = dirs.find((d) => d && existsSync(join(d, 'libblas.so.3')));
+  if (!dir) return undefined;
+  return { LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
+}
+
+/** Another CPU-heavy process on the machine, until killed (at most 10 minutes). */
+function startCorunner(env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(PYTHON, [join(BENCH, 'python_loop.py'), 'load', '--threads', String(THREADS), '--seconds', '600'], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: 'ignore',
+  });
+}
+
+async function worker(job: WorkerJob, env: NodeJS.ProcessEnv = {}): Promise<WorkerResult> {
+  const out = await run(process.execPath, ['--import', 'tsx', join(BENCH, 'worker.ts'), JSON.stringify(job)], env);
+  return lastJson<WorkerResult>(out);
+}
+
+interface PythonResult {
+  stepMs: number[];
+  finishMs: number[];
+  floorMs: number[];
+  maxRssKb: number;
+  threads: number;
+  blas: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Half the min-max range, relative to the median. */
+function spread(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  return (Math.max(...xs) - Math.min(...xs)) / 2 / median(xs);
+}
+
+interface Summary {
+  medianMs: number;
+  spread: number;
+  minMs: number;
+  maxMs: number;
+  n: number;
+}
+
+function summarize(xs: number[]): Summary {
+  return { medianMs: median(xs), spread: spread(xs), minMs: Math.min(...xs), maxMs: Math.max(...xs), n: xs.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine
+
+function machine() {
+  let flags: string[] = [];
+  let mhz = NaN;
+  let vendor = '';
+  let family = NaN;
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    flags = /^flags\s*:\s*(.*)$/m.exec(info)?.[1]?.split(/\s+/) ?? [];
+    mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(info)?.[1]);
+    vendor = /^vendor_id\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? '';
+    family = Number(/^cpu family\s*:\s*(\d+)/m.exec(info)?.[1]);
+  } catch {
+    // not Linux
+  }
+  const has = (f: string) => flags.includes(f);
+  // fp32 FLOP per cycle per core: two FMA pipes of the widest vector the core executes natively.
+  // Zen 4 (family 0x19) runs AVX-512 on 256-bit pipes: 32; Zen 5 (0x1a) and Intel AVX-512: 64.
+  let perCycle = has('fma') ? 32 : 16;
+  if (has('avx512f')) perCycle = vendor === 'AuthenticAMD' && family < 0x1a ? 32 : 64;
+  const cores = availableParallelism();
+  const estimate = (cores * perCycle * mhz) / 1000;
+  const peak = args['peak-gflops'] ? Number(args['peak-gflops']) : estimate;
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    vendor,
+    cores,
+    mhz,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    features: ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_bf16'].filter(has),
+    fp32PeakGflops: peak,
+    fp32PeakSource: args['peak-gflops'] ? '--peak-gflops' : `${cores} cores x ${perCycle} FLOP/cycle x ${(mhz / 1000).toFixed(2)} GHz (estimate)`,
+    node: process.version,
+    loadavgStart: loadavg(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs shared by the native and the Python runs
+
+function writeInputs(w: Workload): { x0File: string; targetsFile: string } {
+  const [c, h, ww] = w.inputShape;
+  const n = w.batch * c * h * ww;
+  const x = new Float32Array(n);
+  let a = 12345;
+  for (let i = 0; i < n; i++) {
+    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+    x[i] = (a >>> 8) / 16777216;
+  }
+  const t = Int32Array.from({ length: w.batch }, (_, i) => (i * 7 + 3) % (c === 3 ? 1000 : 10));
+  const x0File = join(SCRATCH, `${w.id}.x0.f32`);
+  const targetsFile = join(SCRATCH, `${w.id}.targets.i32`);
+  writeFileSync(x0File, Buffer.from(x.buffer));
+  writeFileSync(targetsFile, Buffer.from(t.buffer));
+  return { x0File, targetsFile };
+}
+
+async function ensureResnet(): Promise<string> {
+  const path = join(SCRATCH, 'resnet50-random.pt');
+  if (!existsSync(path)) {
+    log('scripting a random-weight ResNet50 (models/export_resnet50.py --random) ...');
+    await run(PYTHON, [join(ROOT, 'models/export_resnet50.py'), '--random', '--seed', '0', '--out', path]);
+  }
+  return path;
+}
+
+async function stepFlops(w: Workload): Promise<number> {
+  const out = await run(PYTHON, [join(BENCH, 'python_loop.py'), 'flops', '--model', w.model, '--shape', w.inputShape.join(',')]);
+  return lastJson<{ stepFlops: number }>(out).stepFlops;
+}
+
+function readFloats(path: string): Float32Array {
+  const buf = readFileSync(path);
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main table
+
+interface Row {
+  workload: Workload;
+  native: Summary;
+  nativeEndToEnd: Summary;
+  js: Summary;
+  floor: Summary;
+  python?: Summary;
+  pythonFloor?: Summary;
+  imageStepsPerSec: number;
+  gflops?: number;
+  ratios: { nativeOverFloor: number; jsOverNative: number; nativeOverPython?: number };
+  rssMb: { native: number; python?: number };
+  lag: WorkerResult['lag'];
+  jsMatchesNative?: boolean;
+  nativeVsPythonMaxDiff?: number;
+  preparation: WorkerResult['preparation'];
+  blas: { native: string[]; python?: string[] };
+  build: WorkerResult['build'];
+  loadMs: number;
+}
+
+async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row> {
+  const { x0File, targetsFile } = writeInputs(w);
+  const nativeImages = join(SCRATCH, `${w.id}.native.f32`);
+  const pythonImages = join(SCRATCH, `${w.id}.python.f32`);
+  log(`[${w.id}] native, JS-driven and floor: ${w.runs} runs of ${w.steps} steps ...`);
+  const r = await worker({
+    kind: 'workload', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, threads: THREADS,
+    eps: w.eps, step: w.step, steps: w.steps, runs: w.runs, floorReps: w.floorReps, warmup: 3, outImages: nativeImages,
+  }, env);
+  let py: PythonResult | undefined;
+  let diff: number | undefined;
+  if (!args['no-python']) {
+    log(`[${w.id}] Python loop ...`);
+    const flags = [...(r.preparation.channelsLast ? ['--channels-last'] : []), ...(r.preparation.freeze ? ['--freeze'] : [])];
+    py = lastJson<PythonResult>(await run(PYTHON, [
+      join(BENCH, 'python_loop.py'), 'loop', '--model', w.model, '--shape', w.inputShape.join(','), '--batch', String(w.batch),
+      '--steps', String(w.steps), '--runs', String(w.runs), '--floor-reps', String(Math.min(w.floorReps, 3)), '--warmup', '3',
+      '--threads', String(THREADS), '--eps', String(w.eps), '--step', String(w.step), '--x0', x0File, '--targets', targetsFile,
+      '--out-images', pythonImages, ...flags,
+    ], env));
+    const a = readFloats(nativeImages);
+    const b = readFloats(pythonImages);
+    diff = a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0) : NaN;
+  }
+  const native = summarize(r.nativeStepMs);
+  const floor = summarize(r.floorRunMs);
+  const js = summarize(r.jsStepMs);
+  const python = py ? summarize(py.stepMs) : undefined;
+  const imageStepsPerSec = (1000 / native.medianMs) * w.batch;
+  return {
+    workload: w,
+    native,
+    nativeEndToEnd: summarize(r.nativeEndToEndMs),
+    js,
+    floor,
+    python,
+    pythonFloor: py ? summarize(py.floorMs) : undefined, // per repetition
+    imageStepsPerSec,
+    gflops: w.stepFlopsPerImage ? (imageStepsPerSec * w.stepFlopsPerImage) / 1e9 : undefined,
+    ratios: {
+      nativeOverFloor: native.medianMs / floor.medianMs,
+      jsOverNative: js.medianMs / native.medianMs,
+      nativeOverPython: python ? native.medianMs / python.medianMs : undefined,
+    },
+    rssMb: { native: r.maxRssKb / 1024, python: py ? py.maxRssKb / 1024 : undefined },
+    lag: r.lag,
+    jsMatchesNative: r.jsMatchesNative,
+    nativeVsPythonMaxDiff: diff,
+    preparation: r.preparation,
+    blas: { native: r.blas, python: py?.blas },
+    build: r.build,
+    loadMs: r.loadMs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floor-lowering table
+
+interface Variant {
+  id: string;
+  label: string;
+  /** Cumulative chain (each row adds one change to the row above) or a side variant of the default. */
+  chain: boolean;
+  threads?: number;
+  blas?: string;
+  channelsLast?: boolean;
+  freeze?: boolean;
+  jit?: WorkerJob['jit'];
+  mkldnn?: boolean;
+  env?: NodeJS.ProcessEnv;
+  bf16Check?: boolean;
+  /** Measured while another process runs 2-thread convolutions (bench/python_loop.py load). */
+  contended?: boolean;
+  /** Side variants: the row their speed-up is relative to (default: 'default'). */
+  baseId?: string;
+}
+
+const MALLOC_DEFAULT = { ROBUST_SYNTH_MALLOC: 'default' };
+
+function variants(): Variant[] {
+  return [
+    // The chain: each row adds one change to the row above (glibc's malloc thresholds until the last).
+    { id: 'libtorch', label: 'LibTorch defaults: 1 thread, reference BLAS, NCHW, unfrozen', chain: true, threads: 1, blas: 'reference', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
+    { id: 'threads', label: `+ ${THREADS} threads (all cores)`, chain: true, blas: 'reference', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
+    { id: 'openblas', label: '+ OpenBLAS instead of the reference BLAS', chain: true, blas: 'openblas', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
+    { id: 'channels-last', label: '+ channels-last weights and inputs', chain: true, blas: 'openblas', channelsLast: true, freeze: false, env: MALLOC_DEFAULT },
+    { id: 'freeze', label: '+ frozen graph (BatchNorm folded into convs)', chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: MALLOC_DEFAULT },
+    { id: 'malloc', label: '+ freed memory kept for reuse (mallopt; no page faults per step)', chain: true, blas: 'openblas', channelsLast: true, freeze: true },
+    { id: 'default', label: 'robust-synth defaults (as in the table above)', chain: false },
+    { id: 'aten-avx512', label: 'default + ATen AVX-512 kernels (ATEN_CPU_CAPABILITY=avx512)', chain: false, env: { ATEN_CPU_CAPABILITY: 'avx512' } },
+    { id: 'jit-simple', label: "default + 'simple' TorchScript executor", chain: false, jit: 'simple' },
+    { id: 'jit-legacy', label: "default + 'legacy' TorchScript executor", chain: false, jit: 'legacy' },
+    { id: 'omp-passive', label: 'default + OMP_WAIT_POLICY=PASSIVE', chain: false, env: { OMP_WAIT_POLICY: 'PASSIVE' } },
+    { id: 'no-onednn', label: 'default without oneDNN (convolutions via im2col + BLAS)', chain: false, mkldnn: false },
+    { id: 'bf16', label: 'default + bf16 autocast (bf16Check)', chain: false, bf16Check: true },
+    { id: 'contended', label: `default, while another process runs ${THREADS}-thread convolutions`, chain: false, contended: true },
+    { id: 'contended-passive', label: 'the same, with OMP_WAIT_POLICY=PASSIVE', chain: false, contended: true, env: { OMP_WAIT_POLICY: 'PASSIVE' }, baseId: 'contended' },
+  ];
+}
+
+interface AblationCell {
+  floor?: Summary;
+  error?: string;
+  blas?: string[];
+  bf16?: { floor: Summary; speedup: number; maxAbsDiff: number; relL2: number[]; agree: number; fp32Loss: number[]; bf16Loss: number[]; steps: number };
+}
+
+/** Steps of the fp32-vs-bf16 comparison: Fashion-MNIST's generation setting (60), fewer for ResNet50. */
+function bf16Steps(w: Workload): number {
+  return w.inputShape[1] >= 100 ? Math.min(w.steps, 10) : 60;
+}
+
+async function ablation(ws: Workload[], defaultEnv: NodeJS.ProcessEnv): Promise<Record<string, Record<string, AblationCell>>> {
+  const table: Record<string, Record<string, AblationCell>> = {};
+  for (const w of ws) {
+    const { x0File, targetsFile } = writeInputs(w);
+    const reps = Math.max(1, Math.ceil(w.floorReps / 2));
+    for (const v of variants()) {
+      const env = v.blas ? blasEnv(v.blas) : defaultEnv;
+      table[v.id] ??= {};
+      if (!env) {
+        table[v.id]![w.id] = { error: `no ${v.blas} BLAS found (Debian: apt-get install libopenblas0-openmp)` };
+        continue;
+      }
+      log(`[${w.id}] floor: ${v.label} ...`);
+      // Under contention a pass can be ~100x slower (spinning OpenMP threads): fewer repetitions.
+      const corunner = v.contended ? startCorunner(env) : undefined;
+      if (corunner) await new Promise((r) => setTimeout(r, 3000)); // let it import torch and start
+      try {
+        const r = await worker({
+          kind: 'floor', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile,
+          threads: v.threads ?? THREADS, channelsLast: v.channelsLast, freeze: v.freeze, jit: v.jit, mkldnn: v.mkldnn,
+          eps: w.eps, step: w.step, steps: bf16Steps(w), runs: 3, floorReps: v.contended ? Math.max(1, Math.ceil(reps / 10)) : reps,
+          warmup: 2, bf16Check: v.bf16Check,
+        }, { ...env, ...v.env });
+        const cell: AblationCell = { floor: summarize(r.floorRunMs), blas: r.blas };
+        if (r.bf16) {
+          const bf = summarize(r.bf16.floorMs);
+          cell.bf16 = {
+            floor: bf, speedup: cell.floor!.medianMs / bf.medianMs, maxAbsDiff: r.bf16.maxAbsDiff, relL2: r.bf16.relL2,
+            agree: r.bf16.agree, fp32Loss: r.bf16.fp32Loss, bf16Loss: r.bf16.bf16Loss, steps: bf16Steps(w),
+          };
+        }
+        table[v.id]![w.id] = cell;
+      } catch (e) {
+        table[v.id]![w.id] = { error: (e as Error).message.split('\n')[0]!.slice(0, 200) };
+      } finally {
+        corunner?.kill();
+      }
+    }
+  }
+  return table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
+const ms = (s: Summary | undefined): string => (s ? `${f(s.medianMs, s.medianMs < 10 ? 2 : 1)} ±${f(s.spread * 100, 0)}%` : '—');
+const ratio = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+const shortBlas = (paths: string[] | undefined) =>
+  !paths?.length ? '?' : paths.some((p) => /openblas/.test(p)) ? 'OpenBLAS' : paths.some((p) => /\/blas\//.test(p)) ? 'reference BLAS' : paths.map((p) => p.split('/').pop()).join(', ');
+
+function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string, Record<string, AblationCell>> | undefined, peaks: { fp32Gflops: number; bf16Gflops: number } | undefined, date: string): string {
+  const lines: string[] = [];
+  const b = rows[0]?.build;
+  lines.push(`Measured ${date} on ${m.cpu} (${m.cores} cores${m.features.length ? `; ${m.features.join(', ')}` : ''}), ${m.memoryGiB} GiB, `
+    + `LibTorch ${b?.torchVersion ?? '?'} (${b?.onednn ?? ''}; ${b?.cpuCapability ?? ''}), BLAS: ${shortBlas(rows[0]?.blas.native)}, `
+    + `${THREADS} threads, Node ${m.node}${QUICK ? ', --quick' : ''}. Load average at start: ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}. `
+    + `Models: ${[...new Set(rows.map((r) => basename(r.workload.model)))].join(', ')} (ResNet50: random weights, scripted by models/export_resnet50.py --random).`);
+  lines.push('');
+  lines.push('| workload | native ms/step | JS-driven | Python | floor | image-steps/s | GFLOP/s (% of fp32 peak) | native/floor | JS/native | native/Python | peak RSS native / Python | event-loop lag p99 / max |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const pct = r.gflops !== undefined ? ` (${f((100 * r.gflops) / m.fp32PeakGflops, 0)}%)` : '';
+    lines.push(`| ${r.workload.label} | ${ms(r.native)} | ${ms(r.js)} | ${ms(r.python)} | ${ms(r.floor)} | ${f(r.imageStepsPerSec, r.imageStepsPerSec < 100 ? 2 : 0)} | ${f(r.gflops)}${pct} | `
+      + `${ratio(r.ratios.nativeOverFloor)} | ${ratio(r.ratios.jsOverNative)} | ${ratio(r.ratios.nativeOverPython)} | ${f(r.rssMb.native, 0)} / ${f(r.rssMb.python, 0)} MB | ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms |`);
+  }
+  lines.push('');
+  lines.push(`ms/step: each run's mean, median over runs (± half the min-max range of the run means). Native and Python: the loop's steps `
+    + `without the final useBest forward; JS-driven: awaited \`session.step()\` calls; floor: bare forward + backward w.r.t. the input, timed in C++; `
+    + `event-loop lag: a 10 ms setInterval during a separate, untimed native run of about a second. `
+    + `fp32 peak: ${f(m.fp32PeakGflops, 0)} GFLOP/s (${m.fp32PeakSource})`
+    + (peaks ? `; a large oneDNN 1x1 convolution reaches ${f(peaks.fp32Gflops, 0)} GFLOP/s fp32 and ${f(peaks.bf16Gflops, 0)} bf16 here` : '')
+    + `. Step FLOPs: twice the forward's convolution and linear FLOPs (ResNet50 at 224: ${f((rows.find((r) => r.workload.id.startsWith('resnet'))?.workload.stepFlopsPerImage ?? NaN) / 1e9, 2)} GFLOP per image).`);
+  const prep = rows[0]?.preparation;
+  if (prep) {
+    lines.push('');
+    lines.push(`Model preparation (library defaults): channels-last ${prep.channelsLast ? 'on' : 'off'}, freeze ${prep.freeze ? 'on' : 'off'}; Python ran with the same preparation. `
+      + `Results: JS-driven = native bit for bit in ${rows.filter((r) => r.jsMatchesNative).length}/${rows.length} workloads; native vs Python max abs difference of the final images: `
+      + rows.map((r) => `${r.workload.id} ${r.nativeVsPythonMaxDiff === undefined ? '—' : r.nativeVsPythonMaxDiff.toExponential(1)}`).join(', ') + '.');
+  }
+  const families = [...new Set(rows.map((r) => r.workload.model))];
+  const batching = families.map((fam) => {
+    const rs = rows.filter((r) => r.workload.model === fam).sort((a, b) => a.workload.batch - b.workload.batch);
+    if (rs.length < 2) return '';
+    return rs.slice(1).map((r) => `${rs[0]!.workload.label} → batch ${r.workload.batch}: ×${f(r.imageStepsPerSec / rs[0]!.imageStepsPerSec, 2)} image-steps/s`).join('; ');
+  }).filter(Boolean);
+  if (batching.length) {
+    lines.push('');
+    lines.push(`Batching: ${batching.join('; ')}.`);
+  }
+  lines.push('');
+  lines.push(`Model load (with the default preparation): ${rows.map((r) => `${r.workload.id} ${f(r.loadMs, 0)} ms`).join(', ')}; `
+    + `warm-up before timing: 3 passes (the TorchScript profiling executor optimizes after its first runs).`);
+  if (abl) {
+    const ids = [...new Set(Object.values(abl).flatMap((c) => Object.keys(c)))];
+    const labels = Object.fromEntries(rows.map((r) => [r.workload.id, r.workload.label]));
+    lines.push('');
+    lines.push('### Lowering the floor (ms per forward + backward; × = speed-up over the row above; side variants: over the defaults row, PASSIVE under contention: over the contended row)');
+    lines.push('');
+    lines.push(`| change | ${ids.map((id) => labels[id] ?? id).join(' | ')} |`);
+    lines.push(`|---|${ids.map(() => '---').join('|')}|`);
+    const vs = variants();
+    let prev: Record<string, number> = {};
+    for (const v of vs) {
+      const cells = abl[v.id];
+      if (!cells) continue;
+      const base = v.chain ? prev : Object.fromEntries(ids.map((id) => [id, abl[v.baseId ?? 'default']?.[id]?.floor?.medianMs ?? NaN]));
+      const txt = ids.map((id) => {
+        const c = cells[id];
+        if (!c) return '—';
+        if (c.error) return `n/a (${c.error.slice(0, 60)})`;
+        if (v.bf16Check && c.bf16) return `${ms(c.bf16.floor)} (×${f(c.bf16.speedup, 2)})`;
+        const x = c.floor!.medianMs;
+        const g = v.id === 'default' || base[id] === undefined || !Number.isFinite(base[id]!) ? '' : ` (×${f(base[id]! / x, 2)})`;
+        return `${ms(c.floor)}${g}`;
+      });
+      lines.push(`| ${v.bf16Check ? 'default + bf16 autocast' : v.label} | ${txt.join(' | ')} |`);
+      if (v.chain) prev = Object.fromEntries(ids.map((id) => [id, cells[id]?.floor?.medianMs ?? NaN]));
+    }
+    const bf = abl.bf16;
+    if (bf) {
+      lines.push('');
+      lines.push('bf16 autocast against fp32, same start, same steps: distance between the two results relative to how far the fp32 run moved (per image), '
+        + 'agreement of the predicted classes, and the final losses:');
+      lines.push('');
+      lines.push('| workload | steps | bf16 speed-up (floor) | result distance / fp32 move (median, max) | max abs pixel diff | same prediction | loss fp32 → bf16 (mean) |');
+      lines.push('|---|---|---|---|---|---|---|');
+      for (const id of ids) {
+        const c = bf[id]?.bf16;
+        if (!c) continue;
+        const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+        const e = (x: number) => x.toExponential(2);
+        lines.push(`| ${labels[id] ?? id} | ${c.steps} | ×${f(c.speedup, 2)} | ${f(median(c.relL2), 3)}, ${f(Math.max(...c.relL2), 3)} | ${f(c.maxAbsDiff, 3)} | ${f(c.agree * 100, 0)}% | ${e(mean(c.fp32Loss))} → ${e(mean(c.bf16Loss))} |`);
+      }
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chart: relative ms/step per workload (native = 1), and the floor-lowering speed-ups.
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function chartSvg(rows: Row[], abl: Record<string, Record<string, AblationCell>> | undefined): string {
+  const W = 1000;
+  const colors = { floor: '#999999', native: '#2f6db5', js: '#6fa8dc', python: '#e69138' };
+  const parts: string[] = [];
+  let y = 40;
+  parts.push(`<text x="20" y="26" font-size="18" font-family="DejaVu Sans, sans-serif" font-weight="bold">ms per step relative to native (native = 1.0); lower is better</text>`);
+  const x0 = 230;
+  const scaleMax = Math.max(1.2, ...rows.flatMap((r) => [r.floor.medianMs / r.native.medianMs, r.ratios.jsOverNative, r.python ? r.python.medianMs / r.native.medianMs : 0]));
+  const px = (v: number) => ((W - x0 - 90) * v) / scaleMax;
+  for (const r of rows) {
+    const bars: [string, string, number][] = [
+      ['floor', colors.floor, r.floor.medianMs / r.native.medianMs],
+      ['native', colors.native, 1],
+      ['JS-driven', colors.js, r.ratios.jsOverNative],
+    ];
+    if (r.python) bars.push(['Python', colors.python, r.python.medianMs / r.native.medianMs]);
+    parts.push(`<text x="20" y="${y + 14}" font-size="13" font-family="DejaVu Sans, sans-serif">${esc(r.workload.label)}</text>`);
+    parts.push(`<text x="20" y="${y + 30}" font-size="11" fill="#555" font-family="DejaVu Sans, sans-serif">native ${esc(f(r.native.medianMs, r.native.medianMs < 10 ? 2 : 1))} ms/step</text>`);
+    for (const [name, color, v] of bars) {
+      parts.push(`<rect x="${x0}" y="${y}" width="${px(v).toFixed(1)}" height="10" fill="${color}"/>`);
+      parts.push(`<text x="${(x0 + px(v) + 6).toFixed(1)}" y="${y + 9}" font-size="10" font-family="DejaVu Sans, sans-serif">${name} ${v.toFixed(2)}</text>`);
+      y += 12;
+    }
+    y += 14;
+  }
+  // 1.0 line
+  parts.push(`<line x1="${x0 + px(1)}" y1="34" x2="${x0 + px(1)}" y2="${y - 10}" stroke="#000" stroke-dasharray="3,3"/>`);
+  if (abl) {
+    y += 20;
+    const chain = variants().filter((v) => v.chain && abl[v.id]);
+    const ids = rows.map((r) => r.workload.id).filter((id) => chain.some((v) => abl[v.id]?.[id]?.floor));
+    parts.push(`<text x="20" y="${y}" font-size="18" font-family="DejaVu Sans, sans-serif" font-weight="bold">floor speed-up over LibTorch defaults (log scale)</text>`);
+    y += 14;
+    const palette = ['#cccccc', '#9fc5e8', '#6fa8dc', '#3d85c6', '#0b5394', '#073763'];
+    const speedups = ids.flatMap((id) => chain.map((v) => (abl.libtorch?.[id]?.floor?.medianMs ?? NaN) / (abl[v.id]?.[id]?.floor?.medianMs ?? NaN)));
+    const maxS = Math.max(2, ...speedups.filter(Number.isFinite));
+    const lx = (v: number) => ((W - x0 - 120) * Math.log(Math.max(1, v))) / Math.log(maxS);
+    for (const id of ids) {
+      const label = rows.find((r) => r.workload.id === id)?.workload.label ?? id;
+      parts.push(`<text x="20" y="${y + 14}" font-size="13" font-family="DejaVu Sans, sans-serif">${esc(label)}</text>`);
+      chain.forEach((v, i) => {
+        const s = (abl.libtorch?.[id]?.floor?.medianMs ?? NaN) / (abl[v.id]?.[id]?.floor?.medianMs ?? NaN);
+        if (!Number.isFinite(s)) return;
+        parts.push(`<rect x="${x0}" y="${y}" width="${Math.max(1, lx(s)).toFixed(1)}" height="10" fill="${palette[i % palette.length]}"/>`);
+        parts.push(`<text x="${(x0 + Math.max(1, lx(s)) + 6).toFixed(1)}" y="${y + 9}" font-size="10" font-family="DejaVu Sans, sans-serif">${esc(v.id)} ×${s.toFixed(2)}</text>`);
+        y += 12;
+      });
+      y += 14;
+    }
+  }
+  const H = y + 10;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"><rect width="${W}" height="${H}" fill="white"/>${parts.join('')}</svg>`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  mkdirSync(SCRATCH, { recursive: true });
+  const outDir = resolve(args.out!);
+  mkdirSync(outDir, { recursive: true });
+  const m = machine();
+  const defaultEnv = blasEnv(args.blas!);
+  if (!defaultEnv) throw new Error(`--blas ${args.blas}: no such BLAS found`);
+  if (m.loadavgStart[0]! > 0.5 * m.cores) {
+    log(`warning: load average ${m.loadavgStart[0]!.toFixed(2)} on ${m.cores} cores: other processes are running, timings will be noisy`);
+  }
+  const resnet = await ensureResnet();
+  const ws = workloads(resnet);
+  const flopsCache = new Map<string, number>();
+  for (const w of ws) {
+    if (!flopsCache.has(w.model)) flopsCache.set(w.model, await stepFlops(w));
+    w.stepFlopsPerImage = flopsCache.get(w.model);
+  }
+  let peaks: { fp32Gflops: number; bf16Gflops: number } | undefined;
+  if (!args['no-python']) {
+    peaks = lastJson(await run(PYTHON, [join(BENCH, 'python_loop.py'), 'peak', '--threads', String(THREADS), '--reps', QUICK ? '3' : '8'], defaultEnv));
+  }
+  const rows: Row[] = [];
+  for (const w of ws) rows.push(await measureWorkload(w, defaultEnv));
+  const abl = args['no-ablation'] ? undefined : await ablation(ws.filter((w) => !QUICK || w.quickAblation), defaultEnv);
+  const date = new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  const md = markdown(m, rows, abl, peaks, date);
+  const results = {
+    date, quick: QUICK, threads: THREADS, blas: args.blas, machine: { ...m, loadavgEnd: loadavg() }, peaks, workloads: rows, floorLowering: abl,
+    seconds: (Date.now() - t0) / 1000,
+  };
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(join(outDir, 'results.md'), md);
+  await sharp(Buffer.from(chartSvg(rows, abl))).png().toFile(join(outDir, 'chart.png'));
+  process.stdout.write(`\n${md}\nwrote ${join(outDir, 'results.json')}, results.md and chart.png in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
