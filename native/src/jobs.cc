@@ -65,7 +65,7 @@ struct ExitGate {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<bool> exiting{false};
-  int running = 0;  // jobs executing on any compute thread
+  int pending = 0;  // jobs posted to any compute thread and not finished
 };
 
 ExitGate& Gate() {
@@ -81,7 +81,7 @@ void StopJobsForExit() {
   auto& g = Gate();
   std::unique_lock<std::mutex> lock(g.mu);
   g.exiting = true;
-  g.cv.wait_for(lock, std::chrono::seconds(60), [&g] { return g.running == 0; });
+  g.cv.wait_for(lock, std::chrono::seconds(60), [&g] { return g.pending == 0; });
 }
 
 void DeliverOnJsThread(Napi::Env env, Napi::Function, JobState* state, Delivery* d) {
@@ -164,30 +164,26 @@ Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgre
     envData->active.insert(ctx.abort_);
   }
 
-  thread.Post([ctx, work = std::move(work)]() mutable {
+  auto& gate = Gate();
+  {
+    std::lock_guard<std::mutex> lock(gate.mu);
+    ++gate.pending;
+  }
+  thread.Post([ctx, work = std::move(work), &gate]() mutable {
     EnvData& envData = *ctx.env_;
-    auto& gate = Gate();
-    {
-      std::lock_guard<std::mutex> lock(gate.mu);
-      if (gate.exiting) {
-        // exit() is under way: touch nothing, not even the tensors this job holds (freeing them
-        // could race LibTorch's static destructors). The process is ending; leak them.
-        new std::function<Builder(JobContext&)>(std::move(work));
-        return;
-      }
-      ++gate.running;
-    }
-    // Last thing the job does: everything it owned is released before.
+    // Last thing the job does: everything it owned is released before, so that process exit,
+    // which waits for this, never runs static destructors under a live tensor.
     auto leave = [&gate] {
       {
         std::lock_guard<std::mutex> lock(gate.mu);
-        --gate.running;
+        --gate.pending;
       }
       gate.cv.notify_all();
     };
     {
       std::lock_guard<std::mutex> lock(envData.mu);
-      if (envData.closing) {  // its environment is gone: never start, never touch it
+      // Its environment is gone, or the process is exiting: never start, never touch it.
+      if (envData.closing || gate.exiting) {
         envData.active.erase(ctx.abort_);
         work = nullptr;
         leave();
