@@ -284,12 +284,15 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
   if (!args['no-python']) {
     log(`[${w.id}] Python loop ...`);
     const flags = [...(r.preparation.channelsLast ? ['--channels-last'] : []), ...(r.preparation.freeze ? ['--freeze'] : [])];
+    // The same ATen kernels as the native process (the loader picks AVX-512 where it can).
+    const capability = /AVX512/.test(r.build.cpuCapability) ? 'avx512' : /AVX2/.test(r.build.cpuCapability) ? 'avx2' : undefined;
+    const pyEnv = { ...env, ...(capability && !process.env.ATEN_CPU_CAPABILITY ? { ATEN_CPU_CAPABILITY: capability } : {}) };
     py = lastJson<PythonResult>(await run(PYTHON, [
       join(BENCH, 'python_loop.py'), 'loop', '--model', w.model, '--shape', w.inputShape.join(','), '--batch', String(w.batch),
       '--steps', String(w.steps), '--runs', String(w.runs), '--floor-reps', String(Math.min(w.floorReps, 3)), '--warmup', '3',
       '--threads', String(THREADS), '--eps', String(w.eps), '--step', String(w.step), '--x0', x0File, '--targets', targetsFile,
       '--out-images', pythonImages, ...flags,
-    ], env));
+    ], pyEnv));
     const a = readFloats(nativeImages);
     const b = readFloats(pythonImages);
     diff = a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0) : NaN;
@@ -348,18 +351,19 @@ interface Variant {
 }
 
 const MALLOC_DEFAULT = { ROBUST_SYNTH_MALLOC: 'default' };
+const LIBTORCH_ENV = { ...MALLOC_DEFAULT, ATEN_CPU_CAPABILITY: 'avx2' };
 
 function variants(): Variant[] {
   return [
-    // The chain: each row adds one change to the row above (glibc's malloc thresholds until the last).
-    { id: 'libtorch', label: 'LibTorch defaults: 1 thread, reference BLAS, NCHW, unfrozen', chain: true, threads: 1, blas: 'reference', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
-    { id: 'threads', label: `+ ${THREADS} threads (all cores)`, chain: true, blas: 'reference', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
-    { id: 'openblas', label: '+ OpenBLAS instead of the reference BLAS', chain: true, blas: 'openblas', channelsLast: false, freeze: false, env: MALLOC_DEFAULT },
-    { id: 'channels-last', label: '+ channels-last weights and inputs', chain: true, blas: 'openblas', channelsLast: true, freeze: false, env: MALLOC_DEFAULT },
-    { id: 'freeze', label: '+ frozen graph (BatchNorm folded into convs)', chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: MALLOC_DEFAULT },
+    // The chain: each row adds one change to the row above (until theirs: glibc's malloc thresholds, ATen's AVX2 kernels).
+    { id: 'libtorch', label: 'LibTorch defaults: 1 thread, reference BLAS, NCHW, unfrozen', chain: true, threads: 1, blas: 'reference', channelsLast: false, freeze: false, env: LIBTORCH_ENV },
+    { id: 'threads', label: `+ ${THREADS} threads (all cores)`, chain: true, blas: 'reference', channelsLast: false, freeze: false, env: LIBTORCH_ENV },
+    { id: 'openblas', label: '+ OpenBLAS instead of the reference BLAS', chain: true, blas: 'openblas', channelsLast: false, freeze: false, env: LIBTORCH_ENV },
+    { id: 'channels-last', label: '+ channels-last weights and inputs', chain: true, blas: 'openblas', channelsLast: true, freeze: false, env: LIBTORCH_ENV },
+    { id: 'freeze', label: '+ frozen graph (BatchNorm folded into convs)', chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: LIBTORCH_ENV },
+    { id: 'avx512', label: "+ ATen's AVX-512 kernels where the CPU has them", chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: MALLOC_DEFAULT },
     { id: 'malloc', label: '+ freed memory kept for reuse (mallopt; no page faults per step)', chain: true, blas: 'openblas', channelsLast: true, freeze: true },
     { id: 'default', label: 'robust-synth defaults (as in the table above)', chain: false },
-    { id: 'aten-avx512', label: 'default + ATen AVX-512 kernels (ATEN_CPU_CAPABILITY=avx512)', chain: false, env: { ATEN_CPU_CAPABILITY: 'avx512' } },
     { id: 'jit-simple', label: "default + 'simple' TorchScript executor", chain: false, jit: 'simple' },
     { id: 'jit-legacy', label: "default + 'legacy' TorchScript executor", chain: false, jit: 'legacy' },
     { id: 'omp-passive', label: 'default + OMP_WAIT_POLICY=PASSIVE', chain: false, env: { OMP_WAIT_POLICY: 'PASSIVE' } },
@@ -458,7 +462,7 @@ function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string
   const prep = rows[0]?.preparation;
   if (prep) {
     lines.push('');
-    lines.push(`Model preparation (library defaults): channels-last ${prep.channelsLast ? 'on' : 'off'}, freeze ${prep.freeze ? 'on' : 'off'}; Python ran with the same preparation. `
+    lines.push(`Model preparation (library defaults): channels-last ${prep.channelsLast ? 'on' : 'off'}, freeze ${prep.freeze ? 'on' : 'off'}; Python ran with the same preparation and the same ATen kernels (${rows[0]?.build.cpuCapability ?? '?'}). `
       + `Results: JS-driven = native bit for bit in ${rows.filter((r) => r.jsMatchesNative).length}/${rows.length} workloads; native vs Python max abs difference of the final images: `
       + rows.map((r) => `${r.workload.id} ${r.nativeVsPythonMaxDiff === undefined ? '—' : r.nativeVsPythonMaxDiff.toExponential(1)}`).join(', ') + '.');
   }
@@ -561,7 +565,7 @@ function chartSvg(rows: Row[], abl: Record<string, Record<string, AblationCell>>
     const ids = rows.map((r) => r.workload.id).filter((id) => chain.some((v) => abl[v.id]?.[id]?.floor));
     parts.push(`<text x="20" y="${y}" font-size="18" font-family="DejaVu Sans, sans-serif" font-weight="bold">floor speed-up over LibTorch defaults (log scale)</text>`);
     y += 14;
-    const palette = ['#cccccc', '#9fc5e8', '#6fa8dc', '#3d85c6', '#0b5394', '#073763'];
+    const palette = ['#cccccc', '#9fc5e8', '#6fa8dc', '#3d85c6', '#0b5394', '#073763', '#20124d'];
     const speedups = ids.flatMap((id) => chain.map((v) => (abl.libtorch?.[id]?.floor?.medianMs ?? NaN) / (abl[v.id]?.[id]?.floor?.medianMs ?? NaN)));
     const maxS = Math.max(2, ...speedups.filter(Number.isFinite));
     const lx = (v: number) => ((W - x0 - 120) * Math.log(Math.max(1, v))) / Math.log(maxS);

@@ -46,6 +46,8 @@ describe('bench harness', () => {
     expect(r.threads).toBe(2);
     expect(r.preparation).toEqual({ channelsLast: true, freeze: true });
 
+    // The loader gives the native process ATen's AVX-512 kernels where the CPU has them: Python too.
+    if (/AVX512/.test(r.build.cpuCapability)) process.env.ATEN_CPU_CAPABILITY ??= 'avx512';
     const py = JSON.parse(python([
       'bench/python_loop.py', 'loop', '--model', MODEL, '--shape', '1,28,28', '--batch', '4', '--steps', '6', '--runs', '1',
       '--floor-reps', '1', '--warmup', '1', '--threads', '2', '--eps', '8', '--step', '0.5', '--x0', x0File, '--targets', targetsFile,
