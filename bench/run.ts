@@ -75,11 +75,11 @@ function workloads(resnetPath: string): Workload[] {
     { id: 'resnet50-b8', label: 'ResNet50 224, batch 8', model: resnetPath, inputShape: [3, 224, 224], batch: 8, eps: 40, step: 1,
       steps: q ? 2 : 4, runs: q ? 3 : 5, floorReps: q ? 1 : 2, quickAblation: false },
     { id: 'fashion-b1', label: 'Fashion-MNIST, batch 1', model: fashion, inputShape: [1, 28, 28], batch: 1, eps: 8, step: 0.5,
-      steps: q ? 100 : 300, runs: q ? 3 : 5, floorReps: q ? 50 : 150, quickAblation: true },
+      steps: q ? 100 : 300, runs: q ? 5 : 7, floorReps: q ? 50 : 150, quickAblation: true },
     { id: 'fashion-b64', label: 'Fashion-MNIST, batch 64', model: fashion, inputShape: [1, 28, 28], batch: 64, eps: 8, step: 0.5,
-      steps: q ? 20 : 60, runs: q ? 3 : 5, floorReps: q ? 10 : 30, quickAblation: true },
+      steps: q ? 20 : 60, runs: q ? 5 : 7, floorReps: q ? 10 : 30, quickAblation: true },
     { id: 'fashion-b256', label: 'Fashion-MNIST, batch 256', model: fashion, inputShape: [1, 28, 28], batch: 256, eps: 8, step: 0.5,
-      steps: q ? 6 : 20, runs: q ? 3 : 5, floorReps: q ? 3 : 10, quickAblation: false },
+      steps: q ? 6 : 20, runs: q ? 5 : 7, floorReps: q ? 3 : 10, quickAblation: false },
   ];
   const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
   return only ? all.filter((w) => only.some((o) => w.id.includes(o))) : all;
@@ -259,7 +259,10 @@ interface Row {
   pythonFloor?: Summary;
   imageStepsPerSec: number;
   gflops?: number;
+  /** Medians of the per-round ratios in pairedRatios. */
   ratios: { nativeOverFloor: number; jsOverNative: number; nativeOverPython?: number };
+  /** One ratio per round, each from measurements taken back to back. */
+  pairedRatios: { nativeOverFloor: number[]; jsOverNative: number[]; nativeOverPython: number[] };
   rssMb: { native: number; python?: number };
   lag: WorkerResult['lag'];
   jsMatchesNative?: boolean;
@@ -274,57 +277,84 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
   const { x0File, targetsFile } = writeInputs(w);
   const nativeImages = join(SCRATCH, `${w.id}.native.f32`);
   const pythonImages = join(SCRATCH, `${w.id}.python.f32`);
-  log(`[${w.id}] native, JS-driven and floor: ${w.runs} runs of ${w.steps} steps ...`);
-  const r = await worker({
-    kind: 'workload', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, threads: THREADS,
-    eps: w.eps, step: w.step, steps: w.steps, runs: w.runs, floorReps: w.floorReps, warmup: 3, outImages: nativeImages,
-  }, env);
-  let py: PythonResult | undefined;
+  const withPython = !args['no-python'];
+  log(`[${w.id}] ${w.runs} rounds of ${w.steps} steps: native, JS-driven and floor${withPython ? ', then the Python loop (order alternating)' : ''} ...`);
+  // Rounds: each round is one native process (a native run, a JS-driven run and a floor run, back
+  // to back) and one Python process, in alternating order. Every ratio is taken within a round
+  // and the table shows the median over rounds, so a slow minute of a shared host moves both
+  // sides of a ratio instead of one.
+  const rs: WorkerResult[] = [];
+  const pys: PythonResult[] = [];
+  let capability: string | undefined;
+  for (let round = 0; round < w.runs; round++) {
+    const native = async () => {
+      rs.push(await worker({
+        kind: 'workload', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, threads: THREADS,
+        eps: w.eps, step: w.step, steps: w.steps, runs: 1, floorReps: w.floorReps, warmup: 3, outImages: nativeImages,
+        lag: round === w.runs - 1,
+      }, env));
+      // The same ATen kernels for Python as the native process got (the loader picks AVX-512 where it can).
+      const cap = rs.at(-1)!.build.cpuCapability;
+      capability = /AVX512/.test(cap) ? 'avx512' : /AVX2/.test(cap) ? 'avx2' : undefined;
+    };
+    const python = async () => {
+      const prep = rs[0]!.preparation;
+      const flags = [...(prep.channelsLast ? ['--channels-last'] : []), ...(prep.freeze ? ['--freeze'] : [])];
+      const pyEnv = { ...env, ...(capability && !process.env.ATEN_CPU_CAPABILITY ? { ATEN_CPU_CAPABILITY: capability } : {}) };
+      pys.push(lastJson<PythonResult>(await run(PYTHON, [
+        join(BENCH, 'python_loop.py'), 'loop', '--model', w.model, '--shape', w.inputShape.join(','), '--batch', String(w.batch),
+        '--steps', String(w.steps), '--runs', '1', '--floor-reps', String(Math.min(w.floorReps, 3)), '--warmup', '3',
+        '--threads', String(THREADS), '--eps', String(w.eps), '--step', String(w.step), '--x0', x0File, '--targets', targetsFile,
+        '--out-images', pythonImages, ...flags,
+      ], pyEnv)));
+    };
+    // The first round runs native first: Python copies its preparation and kernels.
+    if (!withPython) await native();
+    else if (round % 2 === 0) { await native(); await python(); }
+    else { await python(); await native(); }
+  }
   let diff: number | undefined;
-  if (!args['no-python']) {
-    log(`[${w.id}] Python loop ...`);
-    const flags = [...(r.preparation.channelsLast ? ['--channels-last'] : []), ...(r.preparation.freeze ? ['--freeze'] : [])];
-    // The same ATen kernels as the native process (the loader picks AVX-512 where it can).
-    const capability = /AVX512/.test(r.build.cpuCapability) ? 'avx512' : /AVX2/.test(r.build.cpuCapability) ? 'avx2' : undefined;
-    const pyEnv = { ...env, ...(capability && !process.env.ATEN_CPU_CAPABILITY ? { ATEN_CPU_CAPABILITY: capability } : {}) };
-    py = lastJson<PythonResult>(await run(PYTHON, [
-      join(BENCH, 'python_loop.py'), 'loop', '--model', w.model, '--shape', w.inputShape.join(','), '--batch', String(w.batch),
-      '--steps', String(w.steps), '--runs', String(w.runs), '--floor-reps', String(Math.min(w.floorReps, 3)), '--warmup', '3',
-      '--threads', String(THREADS), '--eps', String(w.eps), '--step', String(w.step), '--x0', x0File, '--targets', targetsFile,
-      '--out-images', pythonImages, ...flags,
-    ], pyEnv));
+  if (withPython) {
     const a = readFloats(nativeImages);
     const b = readFloats(pythonImages);
     diff = a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0) : NaN;
   }
-  const native = summarize(r.nativeStepMs);
-  const floor = summarize(r.floorRunMs);
-  const js = summarize(r.jsStepMs);
-  const python = py ? summarize(py.stepMs) : undefined;
+  const last = rs.at(-1)!;
+  const nativeMs = rs.map((r) => r.nativeStepMs[0]!);
+  const floorMs = rs.map((r) => r.floorRunMs[0]!);
+  const jsMs = rs.map((r) => r.jsStepMs[0]!);
+  const pyMs = pys.map((p) => p.stepMs[0]!);
+  const native = summarize(nativeMs);
   const imageStepsPerSec = (1000 / native.medianMs) * w.batch;
+  const paired = {
+    nativeOverFloor: nativeMs.map((x, i) => x / floorMs[i]!),
+    jsOverNative: jsMs.map((x, i) => x / nativeMs[i]!),
+    nativeOverPython: pys.length ? nativeMs.map((x, i) => x / pyMs[i]!) : [],
+  };
   return {
     workload: w,
     native,
-    nativeEndToEnd: summarize(r.nativeEndToEndMs),
-    js,
-    floor,
-    python,
-    pythonFloor: py ? summarize(py.floorMs) : undefined, // per repetition
+    nativeEndToEnd: summarize(rs.map((r) => r.nativeEndToEndMs[0]!)),
+    js: summarize(jsMs),
+    floor: summarize(floorMs),
+    python: pys.length ? summarize(pyMs) : undefined,
+    pythonFloor: pys.length ? summarize(pys.flatMap((p) => p.floorMs)) : undefined, // per repetition
     imageStepsPerSec,
     gflops: w.stepFlopsPerImage ? (imageStepsPerSec * w.stepFlopsPerImage) / 1e9 : undefined,
     ratios: {
-      nativeOverFloor: native.medianMs / floor.medianMs,
-      jsOverNative: js.medianMs / native.medianMs,
-      nativeOverPython: python ? native.medianMs / python.medianMs : undefined,
+      nativeOverFloor: median(paired.nativeOverFloor),
+      jsOverNative: median(paired.jsOverNative),
+      nativeOverPython: pys.length ? median(paired.nativeOverPython) : undefined,
     },
-    rssMb: { native: r.maxRssKb / 1024, python: py ? py.maxRssKb / 1024 : undefined },
-    lag: r.lag,
-    jsMatchesNative: r.jsMatchesNative,
+    pairedRatios: paired,
+    rssMb: { native: Math.max(...rs.map((r) => r.maxRssKb)) / 1024, python: pys.length ? Math.max(...pys.map((p) => p.maxRssKb)) / 1024 : undefined },
+    lag: last.lag,
+    jsMatchesNative: rs.every((r) => r.jsMatchesNative),
     nativeVsPythonMaxDiff: diff,
-    preparation: r.preparation,
-    blas: { native: r.blas, python: py?.blas },
-    build: r.build,
-    loadMs: r.loadMs,
+    preparation: last.preparation,
+    blas: { native: last.blas, python: pys.at(-1)?.blas },
+    build: last.build,
+    loadMs: median(rs.map((r) => r.loadMs)),
   };
 }
 
@@ -434,6 +464,9 @@ async function ablation(ws: Workload[], defaultEnv: NodeJS.ProcessEnv): Promise<
 const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
 const ms = (s: Summary | undefined): string => (s ? `${f(s.medianMs, s.medianMs < 10 ? 2 : 1)} ±${f(s.spread * 100, 0)}%` : '—');
 const ratio = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+/** A median of per-round ratios, with their range when there are several rounds. */
+const pairedRatio = (x: number | undefined, rounds: number[]) =>
+  ratio(x) + (x !== undefined && rounds.length > 1 ? ` (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})` : '');
 const shortBlas = (paths: string[] | undefined) =>
   !paths?.length ? '?' : paths.some((p) => /openblas/.test(p)) ? 'OpenBLAS' : paths.some((p) => /\/blas\//.test(p)) ? 'reference BLAS' : paths.map((p) => p.split('/').pop()).join(', ');
 
@@ -450,10 +483,13 @@ function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string
   for (const r of rows) {
     const pct = r.gflops !== undefined ? ` (${f((100 * r.gflops) / m.fp32PeakGflops, 0)}%)` : '';
     lines.push(`| ${r.workload.label} | ${ms(r.native)} | ${ms(r.js)} | ${ms(r.python)} | ${ms(r.floor)} | ${f(r.imageStepsPerSec, r.imageStepsPerSec < 100 ? 2 : 0)} | ${f(r.gflops)}${pct} | `
-      + `${ratio(r.ratios.nativeOverFloor)} | ${ratio(r.ratios.jsOverNative)} | ${ratio(r.ratios.nativeOverPython)} | ${f(r.rssMb.native, 0)} / ${f(r.rssMb.python, 0)} MB | ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms |`);
+      + `${pairedRatio(r.ratios.nativeOverFloor, r.pairedRatios.nativeOverFloor)} | ${pairedRatio(r.ratios.jsOverNative, r.pairedRatios.jsOverNative)} | `
+      + `${pairedRatio(r.ratios.nativeOverPython, r.pairedRatios.nativeOverPython)} | ${f(r.rssMb.native, 0)} / ${f(r.rssMb.python, 0)} MB | ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms |`);
   }
   lines.push('');
-  lines.push(`ms/step: each run's mean, median over runs (± half the min-max range of the run means). Native and Python: the loop's steps `
+  lines.push(`Rounds: each workload runs in ${rows.map((r) => r.workload.runs).filter((v, i, a) => a.indexOf(v) === i).join(' or ')} rounds; a round is one native process `
+    + `(native run, JS-driven run, floor run, back to back) and one Python process, in alternating order. `
+    + `ms/step: each round's mean, median over rounds (± half the min-max range). Ratios: the median of the ratios taken within each round (their range in brackets). Native and Python: the loop's steps `
     + `without the final useBest forward; JS-driven: awaited \`session.step()\` calls; floor: bare forward + backward w.r.t. the input, timed in C++; `
     + `event-loop lag: a 10 ms setInterval during a separate, untimed native run of about a second. `
     + `fp32 peak: ${f(m.fp32PeakGflops, 0)} GFLOP/s (${m.fp32PeakSource})`

@@ -35,6 +35,8 @@ export interface WorkerJob {
   outImages?: string;
   /** 'floor': also run pgd in fp32 and bf16 for `steps` steps and compare the results. */
   bf16Check?: boolean;
+  /** 'workload': measure event-loop lag after the timed runs (default true). */
+  lag?: boolean;
 }
 
 export interface WorkerResult {
@@ -157,23 +159,26 @@ async function main(): Promise<void> {
     }
     // 4. event-loop lag, in a native run of its own: the sampling timer wakes the JS thread every
     //    10 ms, which on a machine whose cores all compute costs the timed runs a few percent.
-    const interval = 10;
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      lags.push(Math.max(0, now - last - interval));
-      last = now;
-    }, interval);
-    const tl = performance.now();
-    await clf.pgd({ ...opts, iterations: Math.max(job.steps, Math.ceil(1000 / Math.max(0.01, median(out.nativeStepMs)))) });
-    clearInterval(timer);
-    out.lagRunMs = performance.now() - tl;
-    lags.sort((a, b) => a - b);
-    out.lag = {
-      maxMs: lags.length ? lags[lags.length - 1]! : 0,
-      p99Ms: lags.length ? lags[Math.min(lags.length - 1, Math.floor(lags.length * 0.99))]! : 0,
-      samples: lags.length,
-    };
+    //    run.ts asks for it in the last round only.
+    if (job.lag !== false) {
+      const interval = 10;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        lags.push(Math.max(0, now - last - interval));
+        last = now;
+      }, interval);
+      const tl = performance.now();
+      await clf.pgd({ ...opts, iterations: Math.max(job.steps, Math.ceil(1000 / Math.max(0.01, median(out.nativeStepMs)))) });
+      clearInterval(timer);
+      out.lagRunMs = performance.now() - tl;
+      lags.sort((a, b) => a - b);
+      out.lag = {
+        maxMs: lags.length ? lags[lags.length - 1]! : 0,
+        p99Ms: lags.length ? lags[Math.min(lags.length - 1, Math.floor(lags.length * 0.99))]! : 0,
+        samples: lags.length,
+      };
+    }
     if (nativeImages && jsImages) out.jsMatchesNative = nativeImages.every((v, i) => v === jsImages![i]);
     if (job.outImages && nativeImages) writeFileSync(job.outImages, Buffer.from(nativeImages.buffer, nativeImages.byteOffset, nativeImages.byteLength));
   } else {

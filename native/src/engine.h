@@ -78,6 +78,7 @@ class PgdRun {
   PgdConfig cfg_;
   torch::Tensor x0_, x_, targets_, keep_, reference_;
   torch::Tensor bestX_, bestLoss_, bestPred_;
+  torch::Tensor meanSeed_;  // [n] of 1/n: the gradient of mean(losses) w.r.t. each loss
   int64_t steps_ = 0;
 };
 
