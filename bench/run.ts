@@ -392,7 +392,7 @@ function variants(): Variant[] {
     { id: 'channels-last', label: '+ channels-last weights and inputs', chain: true, blas: 'openblas', channelsLast: true, freeze: false, env: LIBTORCH_ENV },
     { id: 'freeze', label: '+ frozen graph (BatchNorm folded into convs)', chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: LIBTORCH_ENV },
     { id: 'avx512', label: "+ ATen's AVX-512 kernels where the CPU has them", chain: true, blas: 'openblas', channelsLast: true, freeze: true, env: MALLOC_DEFAULT },
-    { id: 'malloc', label: '+ freed memory kept for reuse (mallopt; no page faults per step)', chain: true, blas: 'openblas', channelsLast: true, freeze: true },
+    { id: 'malloc', label: '+ freed memory kept for reuse (mallopt: mmap/trim thresholds, a heap-sized top pad; no page faults per step)', chain: true, blas: 'openblas', channelsLast: true, freeze: true },
     { id: 'default', label: 'robust-synth defaults (as in the table above)', chain: false },
     { id: 'jit-simple', label: "default + 'simple' TorchScript executor", chain: false, jit: 'simple' },
     { id: 'jit-legacy', label: "default + 'legacy' TorchScript executor", chain: false, jit: 'legacy' },

@@ -124,13 +124,20 @@ async function main(): Promise<void> {
   };
 
   const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
-  const floorRun = async () => {
-    const c0 = process.cpuUsage();
-    const t = await clf.floor(x0, targets, job.floorReps, bf16);
-    const c = process.cpuUsage(c0);
+  /** `parts` floor passes of floorReps each; they count as one run (their mean). */
+  const floorRun = async (parts: Array<() => Promise<void>> = []) => {
+    const t: number[] = [];
+    let cpu = 0;
+    for (const between of [undefined, ...parts]) {
+      if (between) await between();
+      const c0 = process.cpuUsage();
+      t.push(...(await clf.floor(x0, targets, job.floorReps, bf16)));
+      const c = process.cpuUsage(c0);
+      cpu += (c.user + c.system) / 1000;
+    }
     out.floorMs.push(...t);
     out.floorRunMs.push(mean(t));
-    out.floorRunCpuMs.push((c.user + c.system) / 1000 / job.floorReps);
+    out.floorRunCpuMs.push(cpu / t.length);
   };
 
   if (job.kind === 'workload') {
@@ -138,24 +145,25 @@ async function main(): Promise<void> {
     let nativeImages: Float32Array | undefined;
     let jsImages: Float32Array | undefined;
     for (let r = 0; r < job.runs; r++) {
-      // 1. native: the whole loop in C++. One progress report, at the last step: its elapsedMs
-      //    (taken on the compute thread) covers the steps but not the final useBest forward.
-      let at = -1;
-      const res = await clf.pgd({ ...opts, iterations: job.steps, progressEvery: job.steps, onProgress: (p) => { at = p.elapsedMs; } });
-      for (let i = 0; i < 100 && at < 0; i++) await tick(); // the report may land just after the result
-      out.nativeStepMs.push(at / job.steps);
-      out.nativeEndToEndMs.push(res.stats.ms / job.steps);
-      nativeImages = res.images.data;
+      // The floor runs before and after the native and JS-driven runs, and counts as their mean:
+      // a drift of the machine's speed during the round moves both sides of native/floor alike.
+      await floorRun([async () => {
+        // 1. native: the whole loop in C++. One progress report, at the last step: its elapsedMs
+        //    (taken on the compute thread) covers the steps but not the final useBest forward.
+        let at = -1;
+        const res = await clf.pgd({ ...opts, iterations: job.steps, progressEvery: job.steps, onProgress: (p) => { at = p.elapsedMs; } });
+        for (let i = 0; i < 100 && at < 0; i++) await tick(); // the report may land just after the result
+        out.nativeStepMs.push(at / job.steps);
+        out.nativeEndToEndMs.push(res.stats.ms / job.steps);
+        nativeImages = res.images.data;
 
-      // 2. JS-driven: one native `step` call per iteration, awaited from TypeScript.
-      const s = await clf.session({ ...opts, iterations: job.steps });
-      const tj = performance.now();
-      for (let i = 0; i < job.steps; i++) await s.step();
-      out.jsStepMs.push((performance.now() - tj) / job.steps);
-      jsImages = (await s.finish()).images.data;
-
-      // 3. the floor: bare forward + backward w.r.t. the input.
-      await floorRun();
+        // 2. JS-driven: one native `step` call per iteration, awaited from TypeScript.
+        const s = await clf.session({ ...opts, iterations: job.steps });
+        const tj = performance.now();
+        for (let i = 0; i < job.steps; i++) await s.step();
+        out.jsStepMs.push((performance.now() - tj) / job.steps);
+        jsImages = (await s.finish()).images.data;
+      }]);
     }
     // 4. event-loop lag, in a native run of its own: the sampling timer wakes the JS thread every
     //    10 ms, which on a machine whose cores all compute costs the timed runs a few percent.
