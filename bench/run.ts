@@ -291,7 +291,7 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
       rs.push(await worker({
         kind: 'workload', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, threads: THREADS,
         eps: w.eps, step: w.step, steps: w.steps, runs: 1, floorReps: w.floorReps, warmup: 3, outImages: nativeImages,
-        lag: round === w.runs - 1,
+        lag: round === w.runs - 1, round,
       }, env));
       // The same ATen kernels for Python as the native process got (the loader picks AVX-512 where it can).
       const cap = rs.at(-1)!.build.cpuCapability;
@@ -488,7 +488,7 @@ function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string
   }
   lines.push('');
   lines.push(`Rounds: each workload runs in ${rows.map((r) => r.workload.runs).filter((v, i, a) => a.indexOf(v) === i).join(' or ')} rounds; a round is one native process `
-    + `(native run, JS-driven run, floor run, back to back) and one Python process, in alternating order. `
+    + `(a floor run, an untimed 2-step run, the native and the JS-driven run (taking turns going first), a floor run, back to back) and one Python process, in alternating order. `
     + `ms/step: each round's mean, median over rounds (± half the min-max range). Ratios: the median of the ratios taken within each round (their range in brackets). Native and Python: the loop's steps `
     + `without the final useBest forward; JS-driven: awaited \`session.step()\` calls; floor: bare forward + backward w.r.t. the input, timed in C++; `
     + `event-loop lag: a 10 ms setInterval during a separate, untimed native run of about a second. `

@@ -37,6 +37,8 @@ export interface WorkerJob {
   bf16Check?: boolean;
   /** 'workload': measure event-loop lag after the timed runs (default true). */
   lag?: boolean;
+  /** 'workload': the round this process is (run.ts starts one per round); native goes first in even ones. */
+  round?: number;
 }
 
 export interface WorkerResult {
@@ -145,24 +147,32 @@ async function main(): Promise<void> {
     let nativeImages: Float32Array | undefined;
     let jsImages: Float32Array | undefined;
     for (let r = 0; r < job.runs; r++) {
-      // The floor runs before and after the native and JS-driven runs, and counts as their mean:
-      // a drift of the machine's speed during the round moves both sides of native/floor alike.
-      await floorRun([async () => {
-        // 1. native: the whole loop in C++. One progress report, at the last step: its elapsedMs
-        //    (taken on the compute thread) covers the steps but not the final useBest forward.
+      // 1. native: the whole loop in C++. One progress report, at the last step: its elapsedMs
+      //    (taken on the compute thread) covers the steps but not the final useBest forward.
+      const native = async () => {
         let at = -1;
         const res = await clf.pgd({ ...opts, iterations: job.steps, progressEvery: job.steps, onProgress: (p) => { at = p.elapsedMs; } });
         for (let i = 0; i < 100 && at < 0; i++) await tick(); // the report may land just after the result
         out.nativeStepMs.push(at / job.steps);
         out.nativeEndToEndMs.push(res.stats.ms / job.steps);
         nativeImages = res.images.data;
-
-        // 2. JS-driven: one native `step` call per iteration, awaited from TypeScript.
+      };
+      // 2. JS-driven: one native `step` call per iteration, awaited from TypeScript.
+      const jsDriven = async () => {
         const s = await clf.session({ ...opts, iterations: job.steps });
         const tj = performance.now();
         for (let i = 0; i < job.steps; i++) await s.step();
         out.jsStepMs.push((performance.now() - tj) / job.steps);
         jsImages = (await s.finish()).images.data;
+      };
+      // 3. the floor runs before and after them and counts as their mean: a drift of the
+      //    machine's speed during the round moves both sides of native/floor alike. Right after a
+      //    floor run, the first loop was seen 2-3 % slower on ResNet50 than the second, whichever
+      //    it was (the allocator settling into the loop's pattern), so an untimed 2-step run
+      //    comes first and the two loops take turns going first.
+      await floorRun([async () => {
+        await clf.pgd({ ...opts, iterations: 2 });
+        if (((job.round ?? 0) + r) % 2 === 0) { await native(); await jsDriven(); } else { await jsDriven(); await native(); }
       }]);
     }
     // 4. event-loop lag, in a native run of its own: the sampling timer wakes the JS thread every

@@ -25,7 +25,7 @@ Usage:
   robust-synth super-resolve --model NAME|PATH --image FILE [--factor N] [--label CLASS] [--out DIR]
   robust-synth translate     --model NAME|PATH --image FILE|DIR --to CLASS [--out DIR]
   robust-synth fit-seeds     --data DIR|fashion-mnist --out FILE [--factor N] [--model NAME|PATH]
-  robust-synth eval          [--quick] [--out DIR]
+  robust-synth eval          [--quick] [--bf16] [--out DIR]
   robust-synth models        [--dir DIR]
   robust-synth setup         [--check] [--variant cpu|cuda]
   robust-synth build

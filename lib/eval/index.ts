@@ -81,7 +81,10 @@ export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch>
 }
 
 export async function runEval(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' } } });
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' }, bf16: { type: 'boolean', default: false } } });
+  // --bf16: every synthesis runs with bf16 autocast (the judge does not), to see whether the
+  // findings hold in the faster compute mode.
+  const bf16 = values.bf16!;
   const cfg = values.quick ? QUICK : FULL;
   const out = resolve(values.out);
   const t0 = performance.now();
@@ -101,6 +104,7 @@ export async function runEval(argv: string[]): Promise<number> {
   const report: Record<string, any> = {
     generatedAt: new Date().toISOString(),
     mode: values.quick ? 'quick' : 'full',
+    bf16,
     config: cfg,
     models: Object.fromEntries([...models, judge].map((m) => [m.name, { path: m.path, robust: m.card?.robust ?? false, eps: m.card?.eps, accuracy: m.card?.accuracy }])),
     judge: judge.name,
@@ -117,7 +121,7 @@ export async function runEval(argv: string[]): Promise<number> {
   // --- Generation
   for (const clf of models) {
     for (const kind of SEED_KINDS) {
-      const r = await generate({ classifier: clf, classes: [...classes.keys()], count: cfg.perClass, seed: kind as SeedKind, randomSeed: cfg.seed, onProgress });
+      const r = await generate({ classifier: clf, classes: [...classes.keys()], count: cfg.perClass, seed: kind as SeedKind, randomSeed: cfg.seed, bf16, onProgress });
       tick(r);
       const after = await judgeView(judge, r.images, r.targets);
       const before = await judgeView(judge, r.starts, r.targets);
@@ -185,12 +189,12 @@ export async function runEval(argv: string[]): Promise<number> {
   report.superResolution.push(await restoreRow('superResolution', 'bicubic (baseline)', cubic));
   const first10 = (b: ImageBatch) => slice(b, 0, Math.min(10, b.shape[0]));
   for (const clf of models) {
-    const ri = await inpaint({ classifier: clf, image: held.images, hole, label: Array.from(held.labels), onProgress });
+    const ri = await inpaint({ classifier: clf, image: held.images, hole, label: Array.from(held.labels), bf16, onProgress });
     tick(ri);
     report.inpainting.push({ ...(await restoreRow('inpainting', clf.name, ri.images, mask)), settings: ri.settings });
     writeFileAtomic(join(out, `inpaint-${clf.name}.png`), await gridPng([first10(ri.starts), first10(ri.images), first10(held.images)], { columns: 10, scale: 2 }));
     grids[`inpainting/${clf.name}`] = `inpaint-${clf.name}.png`;
-    const rs = await superResolve({ classifier: clf, image: held.images, factor: cfg.srFactor, label: Array.from(held.labels), onProgress });
+    const rs = await superResolve({ classifier: clf, image: held.images, factor: cfg.srFactor, label: Array.from(held.labels), bf16, onProgress });
     tick(rs);
     report.superResolution.push({ ...(await restoreRow('superResolution', clf.name, rs.images)), settings: rs.settings });
     writeFileAtomic(join(out, `super-resolve-${clf.name}.png`), await gridPng([first10(nearest), first10(cubic), first10(rs.images), first10(held.images)], { columns: 10, scale: 2 }));
@@ -210,7 +214,7 @@ export async function runEval(argv: string[]): Promise<number> {
   const to = Int32Array.from(pairs, ([, b]) => b);
   for (const clf of models) {
     for (const eps of cfg.translateEps) {
-      const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, onProgress });
+      const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, bf16, onProgress });
       tick(r);
       const j = await judgeView(judge, r.images, to);
       const dist = Array.from({ length: pairs.length }, (_, i) => {
@@ -271,7 +275,7 @@ export function reportMarkdown(r: Record<string, any>): string {
     ['model', 'eps', 'pairs', 'judge: target', 'judge: source', 'self: target', 'judge confidence', 'mean L2 from source'],
     r.translation.map((t: any) => [t.model, t.eps, t.pairs, pct(t.judgeTargetAgreement), pct(t.judgeSourceAgreement), pct(t.selfTargetAgreement), t.judgeConfidence.toFixed(3), t.meanL2.toFixed(2)]),
   );
-  return `# robust-synth evaluation (${r.mode})
+  return `# robust-synth evaluation (${r.mode}${r.bf16 ? ', bf16 autocast' : ''})
 
 Judge: \`${r.judge}\` (a different architecture, never used to synthesize). ${r.config.perClass} generated images per class, seed and model; held-out Fashion-MNIST test images. ${r.seconds} s.
 
