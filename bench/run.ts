@@ -71,15 +71,15 @@ function workloads(resnetPath: string): Workload[] {
   // Generation settings (lib/tasks/common.ts): ResNet50 eps 40 step 1; Fashion eps 8 step 0.5.
   const all: Workload[] = [
     { id: 'resnet50-b1', label: 'ResNet50 224, batch 1', model: resnetPath, inputShape: [3, 224, 224], batch: 1, eps: 40, step: 1,
-      steps: q ? 4 : 10, runs: q ? 3 : 5, floorReps: q ? 2 : 4, quickAblation: true },
+      steps: q ? 4 : 10, runs: q ? 4 : 6, floorReps: q ? 2 : 4, quickAblation: true },
     { id: 'resnet50-b8', label: 'ResNet50 224, batch 8', model: resnetPath, inputShape: [3, 224, 224], batch: 8, eps: 40, step: 1,
-      steps: q ? 2 : 4, runs: q ? 3 : 5, floorReps: q ? 1 : 2, quickAblation: false },
+      steps: q ? 2 : 4, runs: q ? 4 : 6, floorReps: q ? 1 : 2, quickAblation: false },
     { id: 'fashion-b1', label: 'Fashion-MNIST, batch 1', model: fashion, inputShape: [1, 28, 28], batch: 1, eps: 8, step: 0.5,
-      steps: q ? 100 : 300, runs: q ? 5 : 7, floorReps: q ? 50 : 150, quickAblation: true },
+      steps: q ? 100 : 300, runs: q ? 6 : 8, floorReps: q ? 50 : 150, quickAblation: true },
     { id: 'fashion-b64', label: 'Fashion-MNIST, batch 64', model: fashion, inputShape: [1, 28, 28], batch: 64, eps: 8, step: 0.5,
-      steps: q ? 20 : 60, runs: q ? 5 : 7, floorReps: q ? 10 : 30, quickAblation: true },
+      steps: q ? 20 : 60, runs: q ? 6 : 8, floorReps: q ? 10 : 30, quickAblation: true },
     { id: 'fashion-b256', label: 'Fashion-MNIST, batch 256', model: fashion, inputShape: [1, 28, 28], batch: 256, eps: 8, step: 0.5,
-      steps: q ? 6 : 20, runs: q ? 5 : 7, floorReps: q ? 3 : 10, quickAblation: false },
+      steps: q ? 6 : 20, runs: q ? 6 : 8, floorReps: q ? 3 : 10, quickAblation: false },
   ];
   const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
   return only ? all.filter((w) => only.some((o) => w.id.includes(o))) : all;
@@ -488,7 +488,8 @@ function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string
   }
   lines.push('');
   lines.push(`Rounds: each workload runs in ${rows.map((r) => r.workload.runs).filter((v, i, a) => a.indexOf(v) === i).join(' or ')} rounds; a round is one native process `
-    + `(a floor run, an untimed 2-step run, the native and the JS-driven run (taking turns going first), a floor run, back to back) and one Python process, in alternating order. `
+    + `(a floor run, an untimed 2-step run, the native and the JS-driven run, a floor run, back to back) and one Python process. `
+    + `The native and JS-driven runs take turns going first, and so do the two processes, over an even number of rounds: whichever ran first in a process was 2-6 % slower. `
     + `ms/step: each round's mean, median over rounds (± half the min-max range). Ratios: the median of the ratios taken within each round (their range in brackets). Native and Python: the loop's steps `
     + `without the final useBest forward; JS-driven: awaited \`session.step()\` calls; floor: bare forward + backward w.r.t. the input, timed in C++; `
     + `event-loop lag: a 10 ms setInterval during a separate, untimed native run of about a second. `
