@@ -38,7 +38,7 @@ describe('bench harness', () => {
     expect(r.nativeStepMs).toHaveLength(2);
     expect(r.jsStepMs).toHaveLength(2);
     expect(r.floorRunMs).toHaveLength(2);
-    expect(r.floorMs).toHaveLength(4);
+    expect(r.floorMs).toHaveLength(8);
     expect(r.nativeStepMs.every((x) => x > 0 && x < 10_000)).toBe(true);
     expect(r.jsMatchesNative).toBe(true);
     expect(r.maxRssKb).toBeGreaterThan(10_000);
