@@ -249,7 +249,8 @@ async function cmdTranslate(argv: string[]): Promise<number> {
     const target = clf.classIndex(values.to, '--to');
     const src = values.image;
     if (!existsSync(src)) throw new RobustSynthError('ERR_BAD_IMAGE', `not found: ${src}`);
-    const files = statSync(src).isDirectory() ? readdirSync(src).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(src, f)) : [src];
+    const single = !statSync(src).isDirectory();
+    const files = single ? [src] : readdirSync(src).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(src, f));
     const manifest = new Manifest(dir);
     const outName = (f: string) => `${basename(f, extname(f))}-to-${slug(clf.classes[target]!)}.png`;
     const todo = files.filter((f) => !(manifest.has(outName(f)) && existsSync(join(dir, outName(f)))));
@@ -267,6 +268,7 @@ async function cmdTranslate(argv: string[]): Promise<number> {
           imgs.push(await readImage(f, { channels: c, height: h, width: w }));
           ok.push(f);
         } catch (e) {
+          if (single) throw e; // one file asked for: its error, not a batch summary
           failed++;
           console.error(`\nskipped ${f}: ${(e as Error).message}`);
         }

@@ -55,6 +55,7 @@ describe('robust-synth CLI', () => {
       [['generate', '--class', '1', '--model', 'no-such-model'], /no model named 'no-such-model'/, 1],
       [['inpaint', '--image', '/nonexistent.png'], /image not found/, 2],
       [['inpaint', '--image', '/etc/passwd'], /cannot read image/, 2],
+      [['translate', '--image', '/etc/passwd', '--to', 'Sandal'], /cannot read image \/etc\/passwd.*\[ERR_BAD_IMAGE\]/, 2],
       [['generate', '--class', '1', '--iterations=-1'], /integer >= 0 .* for iterations but received -1/, 2],
       [['generate', '--class', '1', '--iterations', '-1'], /--iterations/, 2],
       [['generate', '--class', '1', '--itrations', '5'], /Unknown option '--itrations'/, 2],

@@ -123,7 +123,7 @@ describe('bad input: a coded error, and the process lives on', () => {
     ['mask with a NaN', { penalty: { weight: 1, mask: withPixel(NaN) } }, 'ERR_BAD_INPUT', /penalty.mask/],
     ['NaN penalty weight', { penalty: { weight: NaN, mask: withPixel(1) } }, 'ERR_BAD_INPUT', /penalty.weight/],
     ['reference of the wrong size', { penalty: { weight: 1, mask: withPixel(1), reference: { data: f32(1024), shape: [1, 1, 32, 32] } } }, 'ERR_BAD_INPUT'],
-    ['feature index beyond the features', { feature: { index: 1_000_000 } }, 'ERR_TORCH', /out of range/],
+    ['feature index beyond the features', { feature: { index: 1_000_000 } }, 'ERR_BAD_INPUT', /feature.index 1000000 is out of range: features\(\) gives \d+ values per image/],
     ['onProgress not a function', { onProgress: 42 }, 'ERR_BAD_INPUT', /onProgress/],
     ['misspelt option', { iteration: 3 }, 'ERR_BAD_INPUT', /Unknown option 'iteration'/],
   ];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "common.h"
 
@@ -115,6 +116,10 @@ torch::Tensor PgdRun::Loss(const torch::Tensor& x, torch::Tensor* logits) {
     AutocastScope autocast(cfg_.bf16, model_->device());
     if (cfg_.objective == Objective::kFeature) {
       auto rep = model_->Features(x).to(torch::kFloat32);
+      if (rep.dim() != 2 || cfg_.featureIndex >= rep.size(1)) {
+        throw Error(code::kBadInput, "feature.index " + std::to_string(cfg_.featureIndex) + " is out of range: features() gives " +
+                                         (rep.dim() == 2 ? std::to_string(rep.size(1)) + " values per image" : "a tensor of " + std::to_string(rep.dim()) + " dimensions, not [n, d]"));
+      }
       loss = -cfg_.featureWeight * rep.select(1, cfg_.featureIndex);
       *logits = model_->Logits(x).to(torch::kFloat32);
     } else {
