@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""The PGD loop of shared/REFERENCE.md written in plain PyTorch, timed: the Python baseline of
+"""The PGD loop of shared/REFERENCE.md in plain PyTorch, timed: the Python baseline of
 `npm run bench` (same TorchScript file, same LibTorch, same thread count as the native runs).
+The loop itself is the test suite's reference, test/fixtures/reference_pgd.py.
 
     /usr/bin/python3 bench/python_loop.py loop --model M.pt --shape 3,224,224 --batch 1 \
         --steps 10 --runs 3 --threads 2 [--x0 x0.f32 --targets t.i32] [--channels-last] [--freeze] [--bf16]
@@ -19,13 +20,13 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-
-def flat_norm(t):
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test' / 'fixtures'))
+from reference_pgd import pgd as reference_pgd  # noqa: E402  (the one Python reference loop)
 
 
 def load(path, channels_last, freeze):
@@ -61,51 +62,25 @@ def run_loop(args):
     def model_in(x):
         return x.contiguous(memory_format=torch.channels_last) if args.channels_last else x
 
-    def losses_of(x):
+    def logits_of(x):
         if args.bf16:
             with torch.autocast('cpu', dtype=torch.bfloat16):
-                logits = model(model_in(x)).float()
-        else:
-            logits = model(model_in(x))
-        return F.cross_entropy(logits, y, reduction='none')
+                return model(model_in(x)).float()
+        return model(model_in(x))
 
     def pgd(steps):
-        """Targeted L2 PGD with useBest, exactly the formulas of shared/REFERENCE.md."""
-        eps, step = args.eps, args.step
-        x = x0.clone()
-        best_x, best_loss = None, None
+        """Targeted L2 PGD with useBest: the test suite's reference loop (shared/REFERENCE.md's
+        formulas), run on this model with this preparation."""
+        marks = []
         t0 = time.perf_counter()
-        for _ in range(steps):
-            x = x.clone().detach().requires_grad_(True)
-            losses = losses_of(x)
-            grad, = torch.autograd.grad(losses.mean(), [x])
-            with torch.no_grad():
-                if best_x is None:
-                    best_x, best_loss = x.clone(), losses.clone()
-                else:
-                    better = losses < best_loss
-                    best_x[better] = x[better]
-                    best_loss[better] = losses[better]
-                x = x - step * grad / (flat_norm(grad) + 1e-10)
-                x = x0 + (x - x0).renorm(p=2, dim=0, maxnorm=eps)
-                x = x.clamp(0, 1)
-        t1 = time.perf_counter()
-        x = x.detach()
-        with torch.no_grad():
-            losses = losses_of(x)
-            better = losses < best_loss
-            best_x[better] = x[better]
-        t2 = time.perf_counter()
+        best_x = reference_pgd(logits_of, x0, y, '2', args.eps, args.step, steps, True,
+                               on_steps_done=lambda: marks.append(time.perf_counter()))
+        t1, t2 = marks[0], time.perf_counter()
         return best_x, (t1 - t0) * 1000 / max(steps, 1), (t2 - t1) * 1000
 
     def floor_once():
         xi = x0.detach().requires_grad_(True)
-        if args.bf16:
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                loss = F.cross_entropy(model(model_in(xi)).float(), y)
-        else:
-            loss = F.cross_entropy(model(model_in(xi)), y)
-        torch.autograd.grad(loss, [xi])
+        torch.autograd.grad(F.cross_entropy(logits_of(xi), y), [xi])
 
     t = time.perf_counter()
     pgd(args.warmup)  # the TorchScript profiling executor optimizes after its first runs
