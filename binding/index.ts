@@ -108,8 +108,12 @@ export type JitExecutor = 'profiling' | 'simple' | 'legacy';
 
 export interface NativeBinding {
   load(path: string, device: string, inputShape: number[], config?: RawLoadConfig): RawJob<RawModel>;
+  /** n >= 1: a fixed count; 0: adaptive. */
   setThreads(n: number): void;
   getThreads(): number;
+  threadPolicy(): { mode: 'auto' | 'fixed'; current: number; max: number };
+  /** The adaptive rule, for tests: allowed cores minus other processes' busy cores, rounded, >= 1. */
+  threadsForLoad(allowed: number, otherBusyCores: number): number;
   setJitExecutor(mode: JitExecutor): void;
   getJitExecutor(): JitExecutor;
   /** Process-wide: oneDNN convolutions on (default) or off. For benchmarks. */

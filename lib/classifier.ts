@@ -2,7 +2,6 @@
  * The low-level public API: load a TorchScript classifier, read its logits, and run the native
  * PGD engine on it. Every synthesis task (lib/tasks/) is built on exactly this.
  */
-import { availableParallelism } from 'node:os';
 import { loadBinding, type RawJob, type RawModel, type RawPgdOptions, type RawPgdResult, type RawSession } from '../binding/index.js';
 import { fromNative, RobustSynthError } from './errors.js';
 import { modelsDir, readCard, resolveModel, sha256File, type ModelCard } from './models.js';
@@ -98,21 +97,38 @@ const PGD_KEYS = [
   'penalty', 'feature', 'bf16', 'onProgress', 'progressEvery', 'signal',
 ] as const;
 
-let threadsConfigured = false;
-
 // Defaults chosen by measurement: bench/README.md.
 const CHANNELS_LAST_DEFAULT = true;
 const FREEZE_DEFAULT = true;
 
-/** Sets the intra-op thread count of the CPU compute thread (default: the cores this process may use). */
-export function setThreads(n: number): void {
+/**
+ * Sets the intra-op thread count of the CPU compute thread. The default, `'auto'`, uses the
+ * cores this process may use minus those other processes keep busy, re-read before each call
+ * and every 250 ms during a long one: on a shared machine, OpenMP threads that compete with
+ * another process for a core slow every step 3-40x, while one thread fewer costs at most the
+ * parallel speedup (figures: bench/README.md). A number fixes the count.
+ *
+ * @example
+ * setThreads(1);      // a batch job that shares the machine with others of its kind
+ * setThreads('auto'); // back to the default
+ */
+export function setThreads(n: number | 'auto'): void {
+  if (n === 'auto') {
+    loadBinding().setThreads(0);
+    return;
+  }
   is.integer('threads', n, { min: 1, max: 1024 });
   loadBinding().setThreads(n);
-  threadsConfigured = true;
 }
 
+/** The intra-op thread count the CPU compute thread runs with now. */
 export function getThreads(): number {
   return loadBinding().getThreads();
+}
+
+/** How the CPU thread count is chosen: 'auto' (adaptive) or 'fixed', the count now, and its ceiling. */
+export function threadPolicy(): { mode: 'auto' | 'fixed'; current: number; max: number } {
+  return loadBinding().threadPolicy();
 }
 
 export type JitExecutor = 'profiling' | 'simple' | 'legacy';
@@ -253,11 +269,6 @@ export class Classifier {
       }
     }
     const binding = loadBinding();
-    if (!threadsConfigured) {
-      // LibTorch defaults to one thread here, ~10x slower than using the cores we have.
-      binding.setThreads(Math.max(1, availableParallelism()));
-      threadsConfigured = true;
-    }
     const onCpu = device === 'cpu' || (device === 'auto' && !binding.buildInfo().cudaAvailable);
     const config = {
       channelsLast: is.boolean('channelsLast', options.channelsLast ?? (onCpu && CHANNELS_LAST_DEFAULT)),

@@ -30,7 +30,7 @@ Usage:
   robust-synth setup         [--check] [--variant cpu|cuda]
   robust-synth build
 
-Task options: --eps --step --iterations --device cpu|cuda|auto --batch N --threads N --bf16
+Task options: --eps --step --iterations --device cpu|cuda|auto --batch N --threads N|auto --bf16
 The embedded models are fashion-robust and fashion-standard (Fashion-MNIST, 28x28).`;
 
 const TASK_OPTIONS = {
@@ -80,8 +80,11 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
 }
 
 async function loadModel(v: Values): Promise<Classifier> {
-  const threads = num(v, 'threads');
-  if (threads !== undefined) setThreads(threads);
+  if (v.threads === 'auto') setThreads('auto');
+  else {
+    const threads = num(v, 'threads');
+    if (threads !== undefined) setThreads(threads);
+  }
   return Classifier.load(String(v.model), { device: v.device as Device, modelDirs: (v['model-dir'] as string[] | undefined) ?? [] });
 }
 

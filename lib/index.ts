@@ -1,4 +1,4 @@
-export { Classifier, PgdSession, setThreads, getThreads, setJitExecutor, getJitExecutor, buildInfo } from './classifier.js';
+export { Classifier, PgdSession, setThreads, getThreads, threadPolicy, setJitExecutor, getJitExecutor, buildInfo } from './classifier.js';
 export type { ClassRef, Constraint, Device, JitExecutor, LoadOptions, PgdOptions, PgdResult, Progress, SessionOptions } from './classifier.js';
 export { RobustSynthError, isRobustSynthError } from './errors.js';
 export { setMemoryLimit, memoryLimit } from './validate.js';

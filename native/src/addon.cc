@@ -469,17 +469,34 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
       obj);
 }
 
+// n >= 1: a fixed count; 0: adaptive (see ComputeThread::SetThreads).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) Bad(env, "setThreads(n) expects a number");
   int n = info[0].As<Napi::Number>().Int32Value();
-  if (n < 1) Bad(env, "thread count must be >= 1");
+  if (n < 0) Bad(env, "thread count must be >= 0 (0: adaptive)");
   ComputeThread::For("cpu").SetThreads(n);
   return env.Undefined();
 }
 
 Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ComputeThread::For("cpu").threads());
+}
+
+Napi::Value ThreadPolicy(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& t = ComputeThread::For("cpu");
+  auto o = Napi::Object::New(env);
+  o.Set("mode", Napi::String::New(env, t.fixedThreads() > 0 ? "fixed" : "auto"));
+  o.Set("current", Napi::Number::New(env, t.threads()));
+  o.Set("max", Napi::Number::New(env, t.fixedThreads() > 0 ? t.fixedThreads() : t.maxThreads()));
+  return o;
+}
+
+Napi::Value ThreadsForLoadJs(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) Bad(env, "threadsForLoad(allowed, busy)");
+  return Napi::Number::New(env, ThreadsForLoad(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().DoubleValue()));
 }
 
 // Process-wide; applies to models whose methods first run afterwards (a load runs one).
@@ -568,6 +585,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("threadPolicy", Napi::Function::New(env, ThreadPolicy));
+  exports.Set("threadsForLoad", Napi::Function::New(env, ThreadsForLoadJs));
   exports.Set("setJitExecutor", Napi::Function::New(env, SetJitExecutorJs));
   exports.Set("getJitExecutor", Napi::Function::New(env, GetJitExecutorJs));
   exports.Set("setMkldnn", Napi::Function::New(env, SetMkldnnJs));

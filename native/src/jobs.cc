@@ -120,6 +120,7 @@ void JobContext::Check(const Model* model) const {
   if (model && model->disposed.load(std::memory_order_relaxed)) {
     throw Error(code::kDisposed, "the classifier was disposed");
   }
+  ComputeThread::Adapt();
 }
 
 void JobContext::Progress(int64_t step, int64_t total, double loss, double elapsedMs) const {
