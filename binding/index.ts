@@ -77,7 +77,7 @@ export interface RawSession {
 }
 
 export interface RawModel {
-  info(): { numClasses: number; device: string; hasFeatures: boolean; channelsLast: boolean; frozen: boolean };
+  info(): { numClasses: number; device: string; hasFeatures: boolean; channelsLast: boolean; frozen: boolean; inputShape: [number, number, number] };
   logits(x: { data: Float32Array; shape: number[] }): RawJob<RawTensor>;
   features(x: { data: Float32Array; shape: number[] }): RawJob<RawTensor>;
   pgd(options: RawPgdOptions, onProgress?: (p: RawProgress) => void): RawJob<RawPgdResult>;
@@ -102,6 +102,8 @@ export interface RawLoadConfig {
   freeze: boolean;
   /** Throw when freezing fails (else the module runs unfrozen). */
   freezeStrict: boolean;
+  /** No shape known (no option, no card): probe common shapes, ignoring `inputShape`. */
+  inferShape?: boolean;
 }
 
 export type JitExecutor = 'profiling' | 'simple' | 'legacy';

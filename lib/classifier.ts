@@ -17,7 +17,12 @@ export type ClassRef = number | string;
 export interface LoadOptions {
   /** 'auto' (default) picks CUDA when this LibTorch has it and a GPU is visible, else the CPU. */
   device?: Device;
-  /** Per-sample input shape [c, h, w]; read from the model card when there is one, else [3, 224, 224]. */
+  /**
+   * Per-sample input shape [c, h, w]; read from the model card when there is one. Else the load
+   * tries common shapes with the first convolution's channel count (grayscale: 28x28 first;
+   * colour: 224x224, then 32x32, ...), keeps the first one the model accepts (`clf.inputShape`
+   * tells which) and warns on stderr; a model with global pooling accepts them all.
+   */
   inputShape?: [number, number, number];
   /** Class names; read from the model card when there is one. */
   classes?: string[];
@@ -253,7 +258,7 @@ export class Classifier {
     const resolved = resolveModel(nameOrPath, options.modelDirs ?? []);
     const { card } = resolved;
     const path = options.allowedDirs === undefined ? resolved.path : assertAllowedModelPath(resolved.path, [...options.allowedDirs, modelsDir()]);
-    const inputShape = options.inputShape ?? card?.inputShape ?? [3, 224, 224];
+    let inputShape = options.inputShape ?? card?.inputShape ?? [3, 224, 224];
     if (!Array.isArray(inputShape) || inputShape.length !== 3) throw is.invalid('inputShape', '[c, h, w]', inputShape);
     inputShape.forEach((d, i) => is.integer(`inputShape[${i}]`, d, { min: 1, max: 16384 }));
     // The load probes one forward on zeros of this shape.
@@ -274,9 +279,17 @@ export class Classifier {
       channelsLast: is.boolean('channelsLast', options.channelsLast ?? (onCpu && CHANNELS_LAST_DEFAULT)),
       freeze: is.boolean('freeze', options.freeze ?? FREEZE_DEFAULT),
       freezeStrict: options.freeze === true,
+      inferShape: options.inputShape === undefined && card?.inputShape === undefined,
     };
     const raw = await settle(() => binding.load(path, device, inputShape, config), callSite);
     const info = raw.info();
+    if (config.inferShape && !process.env.ROBUST_SYNTH_QUIET) {
+      console.warn(
+        `robust-synth: ${path} has no model card; using the input shape it accepts first, [${info.inputShape.join(', ')}] ` +
+          '(pass inputShape: [c, h, w], or write a model card, to choose)',
+      );
+    }
+    inputShape = info.inputShape;
     const preparation = { channelsLast: info.channelsLast, freeze: info.frozen };
     return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card, preparation);
   }

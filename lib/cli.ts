@@ -30,7 +30,7 @@ Usage:
   robust-synth setup         [--check] [--variant cpu|cuda]
   robust-synth build
 
-Task options: --eps --step --iterations --device cpu|cuda|auto --batch N --threads N|auto --bf16
+Task options: --eps --step --iterations --device cpu|cuda|auto --batch N --threads N|auto --bf16 --input-shape C,H,W
 The embedded models are fashion-robust and fashion-standard (Fashion-MNIST, 28x28).`;
 
 const TASK_OPTIONS = {
@@ -44,6 +44,7 @@ const TASK_OPTIONS = {
   threads: { type: 'string' },
   bf16: { type: 'boolean', default: false },
   'model-dir': { type: 'string', multiple: true },
+  'input-shape': { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -85,7 +86,16 @@ async function loadModel(v: Values): Promise<Classifier> {
     const threads = num(v, 'threads');
     if (threads !== undefined) setThreads(threads);
   }
-  return Classifier.load(String(v.model), { device: v.device as Device, modelDirs: (v['model-dir'] as string[] | undefined) ?? [] });
+  const shape = v['input-shape'];
+  let inputShape: [number, number, number] | undefined;
+  if (shape !== undefined) {
+    const parts = String(shape).split(',').map((s) => Number(s.trim()));
+    if (parts.length !== 3 || !parts.every((n) => Number.isInteger(n) && n >= 1)) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `--input-shape expects C,H,W (three integers >= 1), got '${String(shape)}'`);
+    }
+    inputShape = parts as [number, number, number];
+  }
+  return Classifier.load(String(v.model), { device: v.device as Device, modelDirs: (v['model-dir'] as string[] | undefined) ?? [], ...(inputShape ? { inputShape } : {}) });
 }
 
 function taskOptions(v: Values, clf: Classifier, label: string): { options: CommonTaskOptions; finish: () => void } {

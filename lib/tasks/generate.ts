@@ -52,7 +52,8 @@ export async function generate(options: GenerateOptions): Promise<TaskResult> {
     if (!seeds) {
       throw new RobustSynthError(
         'ERR_BAD_INPUT',
-        `seed '${kind}' needs fitted seed statistics for ${clf.name}: run \`robust-synth fit-seeds --data DIR --out FILE\` and pass seeds: FILE`,
+        `seed '${kind}' needs fitted seed statistics for ${clf.name}: make a seed file with \`robust-synth fit-seeds --data DIR --out FILE\`, ` +
+          "then pass it as the generate() option `seeds: FILE` (CLI: `--seeds FILE`), or use seed 'uniform' (CLI: `--seed uniform`)",
       );
     }
     const [c, h, w] = clf.inputShape;

@@ -315,6 +315,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("hasFeatures", Napi::Boolean::New(env, m->hasFeatures()));
     o.Set("channelsLast", Napi::Boolean::New(env, m->config().channelsLast));
     o.Set("frozen", Napi::Boolean::New(env, m->config().freeze));
+    auto shape = Napi::Array::New(env, m->inputShape().size());
+    for (size_t i = 0; i < m->inputShape().size(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(m->inputShape()[i])));
+    o.Set("inputShape", shape);
     return o;
   }
 
@@ -446,6 +449,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     config.channelsLast = Bool(o, "channelsLast", false);
     config.freeze = Bool(o, "freeze", false);
     config.freezeStrict = Bool(o, "freezeStrict", false);
+    config.inferShape = Bool(o, "inferShape", false);
   }
   torch::Device device(torch::kCPU);
   try {

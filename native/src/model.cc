@@ -75,6 +75,30 @@ std::string JitExecutor() {
   return torch::jit::getProfilingMode() ? "profiling" : "simple";
 }
 
+namespace {
+
+// Common classifier inputs, most likely first. Models with global pooling accept any size, so
+// the order decides for them: grayscale models are most often 28x28 (the MNIST family), colour
+// ones 224x224 (ImageNet, what this library exists for) or 32x32 (CIFAR). `channels` comes from
+// the first convolution; 0 means unknown.
+std::vector<std::vector<int64_t>> ShapeCandidates(int64_t channels) {
+  std::vector<std::vector<int64_t>> out;
+  auto add = [&](int64_t c, std::initializer_list<int64_t> sides) {
+    for (auto side : sides) out.push_back({c, side, side});
+  };
+  if (channels == 1) {
+    add(1, {28, 32, 64, 224, 96, 128, 256, 299, 16});
+  } else if (channels > 0) {
+    add(channels, {224, 32, 64, 96, 128, 256, 299, 28, 16});
+  } else {
+    add(3, {224, 32, 64});
+    add(1, {28, 32, 64});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device& device,
                                    const std::vector<int64_t>& inputShape, const LoadConfig& config) {
   torch::jit::Module module;
@@ -86,6 +110,14 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
   module.eval();
   for (auto p : module.parameters()) p.set_requires_grad(false);
   const bool hasFeatures = module.find_method("features").has_value();
+  // The input channels of the first convolution (registration order): the shape probe's hint.
+  int64_t channelsHint = 0;
+  for (const auto& p : module.parameters()) {
+    if (p.dim() == 4) {
+      channelsHint = p.size(1);
+      break;
+    }
+  }
   if (config.channelsLast) {
     // Module::to() has no memory format; this is what it does, per tensor.
     for (auto t : module.parameters()) {
@@ -118,29 +150,59 @@ std::shared_ptr<Model> Model::Load(const std::string& path, const torch::Device&
   }
 
   std::shared_ptr<Model> model(new Model(std::move(module), std::move(forward), device));
-  model->inputShape_ = inputShape;
   model->hasFeatures_ = hasFeatures;
   model->config_ = applied;
 
-  std::vector<int64_t> probe{1};
-  probe.insert(probe.end(), inputShape.begin(), inputShape.end());
+  auto probeFor = [](const std::vector<int64_t>& shape) {
+    std::vector<int64_t> probe{1};
+    probe.insert(probe.end(), shape.begin(), shape.end());
+    return probe;
+  };
+  auto check = [&](const torch::Tensor& out, const std::vector<int64_t>& probe) {
+    if (out.dim() != 2 || out.size(0) != 1 || out.size(1) < 2) {
+      throw Error(code::kModelOutput, "model '" + path + "' returned shape " + ShapeString(out.sizes()) +
+                                          " for an input of shape " + ShapeString(probe) +
+                                          "; expected [n, classes] logits");
+    }
+  };
+
   torch::Tensor out;
-  try {
-    torch::NoGradGuard noGrad;
-    out = model->Logits(torch::zeros(probe, torch::TensorOptions().device(device)));
-  } catch (const Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
-                                        ": " + e.what_without_backtrace());
-  } catch (const std::exception& e) {  // a TorchScript `raise` is a JITException, not a c10::Error
-    throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
-                                        ": " + e.what());
-  }
-  if (out.dim() != 2 || out.size(0) != 1 || out.size(1) < 2) {
-    throw Error(code::kModelOutput, "model '" + path + "' returned shape " + ShapeString(out.sizes()) +
-                                        " for an input of shape " + ShapeString(probe) +
-                                        "; expected [n, classes] logits");
+  if (config.inferShape) {
+    std::string tried;
+    for (const auto& shape : ShapeCandidates(channelsHint)) {
+      auto probe = probeFor(shape);
+      try {
+        torch::NoGradGuard noGrad;
+        out = model->Logits(torch::zeros(probe, torch::TensorOptions().device(device)));
+        check(out, probe);
+        model->inputShape_ = shape;
+        break;
+      } catch (const std::exception&) {
+        out = torch::Tensor();
+        tried += (tried.empty() ? "" : ", ") + ShapeString(shape);
+      }
+    }
+    if (!out.defined()) {
+      throw Error(code::kModelLoad, "model '" + path + "' has no model card, and none of the input shapes tried (" +
+                                        tried + ") gives [1, classes] logits: pass inputShape: [c, h, w] " +
+                                        "(CLI: --input-shape C,H,W), or write a model card next to it");
+    }
+  } else {
+    model->inputShape_ = inputShape;
+    auto probe = probeFor(inputShape);
+    try {
+      torch::NoGradGuard noGrad;
+      out = model->Logits(torch::zeros(probe, torch::TensorOptions().device(device)));
+    } catch (const Error&) {
+      throw;
+    } catch (const c10::Error& e) {
+      throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
+                                          ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {  // a TorchScript `raise` is a JITException, not a c10::Error
+      throw Error(code::kModelOutput, "model '" + path + "' failed on an input of shape " + ShapeString(probe) +
+                                          ": " + e.what());
+    }
+    check(out, probe);
   }
   model->numClasses_ = out.size(1);
   return model;

@@ -23,13 +23,16 @@ struct LoadConfig {
   bool freeze = false;
   // When freezing fails: true throws ERR_MODEL_LOAD, false keeps the module unfrozen.
   bool freezeStrict = false;
+  // No shape was given and the model has no card: probe common shapes (see ShapeCandidates).
+  bool inferShape = false;
 };
 
 class Model {
  public:
   // Loads `path`, moves it to `device`, freezes the weights (only input gradients are ever
   // needed) and probes one forward on zeros of `inputShape` (C, H, W) to learn the class count
-  // and reject modules whose output is not [n, classes].
+  // and reject modules whose output is not [n, classes]. With config.inferShape, `inputShape`
+  // is ignored: the first common shape the module accepts is used (inputShape() tells which).
   static std::shared_ptr<Model> Load(const std::string& path, const torch::Device& device,
                                      const std::vector<int64_t>& inputShape, const LoadConfig& config = {});
 
