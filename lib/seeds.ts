@@ -1,5 +1,5 @@
 /**
- * Class-conditional seed distributions for generation (shared/REFERENCE.md):
+ * Class-conditional seed distributions for generation (docs/algorithm.md):
  * uniform, univariate normal (per pixel), and multivariate normal fitted on block-averaged
  * images and sampled at low resolution, then upsampled by nearest-neighbour replication.
  */

@@ -1,4 +1,4 @@
-// The native loop against the same loop written in Python from shared/REFERENCE.md.
+// The native loop against the same loop written in Python from docs/algorithm.md.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
