@@ -11,11 +11,15 @@ pooled layer4 representation; with --fake-relu its last ReLU passes gradients th
 unchanged (forward ReLU, backward identity), as the reference's feature tasks use.
 A sidecar JSON (model card) is written next to the .pt.
 
---madry reads a checkpoint of the MadryLab robustness library: a dict whose 'model' entry
-(older files: 'state_dict') holds the AttackerModel's state dict, keys prefixed 'module.':
-'module.model.*' (a torchvision ResNet), 'module.normalizer.new_mean'/'new_std' (used as the
-normalization), and 'module.attacker.*' (a duplicate; used when 'module.model.*' is absent).
-Files of any torch era load: zip or legacy format, pickled with pickle or with dill.
+--madry reads a checkpoint of the MadryLab robustness library, as its train.py saves it
+(ch.save({'model': model.state_dict(), 'optimizer': ..., 'schedule': ..., 'epoch': ...},
+pickle_module=dill)): the 'model' entry (older files: 'state_dict'; or a bare state dict) holds
+the AttackerModel's state dict, keys prefixed 'module.' (or not, if it was not wrapped in a
+DataParallel): 'module.model.*' (a torchvision ResNet), 'module.normalizer.new_mean'/'new_std'
+(used as the normalization), and the Attacker's copies 'module.attacker.model.*' and
+'module.attacker.normalize.new_mean'/'new_std' (used only when 'module.model.*' is absent).
+Any other key is an error. Files of any torch era load: zip or legacy format, pickled with
+pickle or with dill.
 Checkpoints are pickles: only export files from a source you trust.
 
 The training radius recorded in the card comes from --eps, or from the file name
@@ -25,9 +29,7 @@ Exit status: 0 on success; 2 with a one-line message on stderr when the checkpoi
 read or does not fit the architecture (the message names the missing/unexpected keys).
 """
 import argparse
-import hashlib
 import inspect
-import json
 import os
 import pickle
 import re
@@ -38,6 +40,12 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 import torchvision
+
+# The helpers shared with the other scripts sit next to this file (models/_common.py); put this
+# directory first on the path so that the script runs by absolute path from any directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # leave no models/__pycache__ (in a checkout or an installed package)
+from _common import one_line, sha256, write_json  # noqa: E402
 
 try:
     import dill  # the robustness library saves its checkpoints with pickle_module=dill
@@ -63,12 +71,21 @@ ARCH_SIGNATURES = {(False, 2): 'resnet18', (False, 6): 'resnet34', (True, 6): 'r
                    (True, 23): 'resnet101', (True, 36): 'resnet152'}
 
 
+# The robustness library's AttackerModel (robustness/attacker.py) holds `normalizer`, an
+# InputNormalize (robustness/tools/helpers.py) with buffers new_mean/new_std of shape [3, 1, 1],
+# and `model`, the classifier; and `attacker`, an Attacker whose `model` is the same classifier
+# (saved twice in the state dict, as one storage) and whose own InputNormalize, built from the
+# same data set mean/std, is named `normalize` (not `normalizer`). Some development branches of the
+# library have no `attacker`. train.py saves AttackerModel.state_dict() from a DataParallel, so
+# every key starts with 'module.'.
+MADRY_MODEL = 'model.'
+MADRY_NORMALIZER = 'normalizer.'
+MADRY_ATTACKER_MODEL = 'attacker.model.'
+MADRY_ATTACKER_NORMALIZER = 'attacker.normalize.'
+
+
 class CheckpointError(Exception):
     pass
-
-
-def one_line(e):
-    return ' '.join(str(e).split()) or type(e).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,24 +239,30 @@ def madry_state_dict(ckpt):
     else:
         raise CheckpointError(f'the checkpoint holds a {type(ckpt).__name__}, not a dict with a state dict')
     sd = _as_state_dict(sd, f"the checkpoint's '{entry}' entry" if entry else 'the checkpoint')
-    mp = 'module.' if any(k.startswith('module.') for k in sd) else ''  # as the file names its keys
-    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+    # train.py saves the AttackerModel inside a DataParallel: every key starts with 'module.'.
+    # Without it (an unwrapped AttackerModel's state dict), the keys are the same minus the prefix.
+    mp = 'module.' if all(k.startswith('module.') for k in sd) else ''  # as the file names its keys
+    sd = {k[len(mp):]: v for k, v in sd.items()}
 
-    model_sd, attacker_sd = _strip('model.', sd), _strip('attacker.model.', sd)
-    norms = {p: (sd.get(p + 'new_mean'), sd.get(p + 'new_std')) for p in ('normalizer.', 'attacker.normalizer.')}
-    known = {'normalizer.new_mean', 'normalizer.new_std', 'attacker.normalizer.new_mean', 'attacker.normalizer.new_std'}
-    other = [k for k in sd if k not in known and not k.startswith(('model.', 'attacker.model.'))]
+    model_sd, attacker_sd = _strip(MADRY_MODEL, sd), _strip(MADRY_ATTACKER_MODEL, sd)
+    norms = {p: (sd.get(p + 'new_mean'), sd.get(p + 'new_std')) for p in (MADRY_NORMALIZER, MADRY_ATTACKER_NORMALIZER)}
+    known = {p + b for p in (MADRY_NORMALIZER, MADRY_ATTACKER_NORMALIZER) for b in ('new_mean', 'new_std')}
+    other = [k for k in sd if k not in known and not k.startswith((MADRY_MODEL, MADRY_ATTACKER_MODEL))]
+    if other and not model_sd and not attacker_sd and 'conv1.weight' in sd and 'fc.weight' in sd:
+        raise CheckpointError(f'this looks like a torchvision state dict (keys {mp}conv1.weight ... {mp}fc.weight, '
+                              'no AttackerModel keys): export it with --torchvision, not --madry')
     if other:
-        hint = ('; this looks like a torchvision state dict: export it with --torchvision'
-                if 'conv1.weight' in sd and 'fc.weight' in sd else '')
-        raise CheckpointError(f'unexpected keys outside {mp}model.*, {mp}attacker.* and {mp}normalizer.*: '
-                              f'{show(mp + k for k in other)}{hint}')
+        expected = [f'{mp}{MADRY_MODEL}*', f'{mp}{MADRY_NORMALIZER}new_mean', f'{mp}{MADRY_NORMALIZER}new_std',
+                    f'{mp}{MADRY_ATTACKER_MODEL}*', f'{mp}{MADRY_ATTACKER_NORMALIZER}new_mean',
+                    f'{mp}{MADRY_ATTACKER_NORMALIZER}new_std']
+        raise CheckpointError(f'unexpected keys for a robustness AttackerModel: {show(mp + k for k in other)} '
+                              f'(expected only {", ".join(expected)})')
     if model_sd:
-        weights, prefix, order = model_sd, f'{mp}model.', ('normalizer.', 'attacker.normalizer.')
+        weights, prefix, order = model_sd, f'{mp}{MADRY_MODEL}', (MADRY_NORMALIZER, MADRY_ATTACKER_NORMALIZER)
     elif attacker_sd:
-        weights, prefix, order = attacker_sd, f'{mp}attacker.model.', ('attacker.normalizer.', 'normalizer.')
+        weights, prefix, order = attacker_sd, f'{mp}{MADRY_ATTACKER_MODEL}', (MADRY_ATTACKER_NORMALIZER, MADRY_NORMALIZER)
     else:
-        raise CheckpointError("no 'module.model.*' or 'module.attacker.model.*' weights in the checkpoint "
+        raise CheckpointError(f"no '{mp}{MADRY_MODEL}*' or '{mp}{MADRY_ATTACKER_MODEL}*' weights in the checkpoint "
                               f'(its keys: {show(mp + k for k in sd)})')
     mean, std, norm_from = IMAGENET_MEAN, IMAGENET_STD, None
     for p in order:
@@ -325,14 +348,6 @@ def infer_eps(path):
 
 # --------------------------------------------------------------------------------------------
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(module, net, mean, std, fake_relu):
     """Checks the scripted module against the eager torchvision net on a random batch."""
     g = torch.Generator().manual_seed(0)
@@ -350,14 +365,6 @@ def verify(module, net, mean, std, fake_relu):
         raise CheckpointError(f'internal check failed: the exported module differs from torchvision '
                               f'(logits {d_logits:.3g}, features {d_rep:.3g})')
     return {'maxAbsLogitDiff': d_logits, 'maxAbsFeatureDiff': d_rep, 'fakeRelu': fake_relu}
-
-
-def write_json(path, obj):
-    tmp = path + '.partial'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2)
-        f.write('\n')
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -1,10 +1,12 @@
 // models/export_resnet50.py on checkpoints in every layout it must read (random weights,
-// written by test/fixtures/make_checkpoints.py): the exported TorchScript, loaded in Node,
-// computes what torchvision computes on (x - mean) / std, and its model card says so.
+// written by test/fixtures/make_checkpoints.py, the MadryLab ones as the state_dict() of a module
+// tree with the robustness library's attribute names, saved as its train.py saves them): the
+// exported TorchScript, loaded in Node, computes what the eager model computes (the AttackerModel,
+// or torchvision on (x - mean) / std), and its model card says so.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Classifier, type ImageBatch, type Shape4 } from '../lib/index.js';
 import { maxAbsDiff, PYTHON, python, tempDir } from './helpers.js';
@@ -21,11 +23,21 @@ interface Reference {
   constraint: string | null;
   fakeRelu: boolean;
   featureSize: number;
+  /** The checkpoint dict's entries (null: a bare state dict). */
+  checkpointEntries: string[] | null;
+  /** Module paths of the state dict's keys ('module.model', 'module.attacker.normalize', ...); null for torchvision. */
+  keyGroups: string[] | null;
+  normalizerShapes: Record<string, number[]>;
+  /** What `logits` were computed with: the AttackerModel tree the checkpoint came from, or torchvision. */
+  eager: 'AttackerModel' | 'torchvision';
   logits: number[];
   features: number[];
   logitsNoNorm: number[];
   logitsTwiceNorm: number[];
-  python: { logitsDiff: number; featuresDiff: number; preNormalizedVsTwiceDiff: number; preNormalizedVsOnceDiff: number; logitScale: number };
+  python: {
+    logitsDiff: number; eagerVsTorchvisionDiff: number; featuresDiff: number;
+    preNormalizedVsTwiceDiff: number; preNormalizedVsOnceDiff: number; logitScale: number;
+  };
 }
 
 interface Manifest {
@@ -36,8 +48,10 @@ interface Manifest {
   dillPlainPickleError: string;
 }
 
-const EXPORT = 'models/export_resnet50.py';
-// shared/REFERENCE.md, "The study's classes (Imagenette) and their ImageNet indices".
+// By absolute path, run from another directory (the test's temporary one): as shipped in the
+// npm package, the script must find its helpers (models/_common.py) by itself.
+const EXPORT = resolve('models/export_resnet50.py');
+// The study's classes (Imagenette) and their ImageNet indices.
 const IMAGENETTE = [
   { name: 'tench', index: 0, wnid: 'n01440764' },
   { name: 'English springer', index: 217, wnid: 'n02102040' },
@@ -50,19 +64,42 @@ const IMAGENETTE = [
   { name: 'golf ball', index: 574, wnid: 'n03445777' },
   { name: 'parachute', index: 701, wnid: 'n03888605' },
 ];
-const LAYOUTS = [
-  'madry-r50-realistic', // resnet50; key 'model'; legacy format; dill; eps from the file name
-  'madry-model',
-  'madry-model-fake-relu',
-  'madry-state-dict',
-  'madry-attacker-only', // only module.attacker.*, with its own (non-default) normalizer
-  'madry-legacy',
-  'madry-dill',
-  'madry-custom-norm',
-  'madry-bare',
-  'torchvision-r18',
-  'torchvision-r18-old',
-];
+// The robustness library's AttackerModel as train.py saves it (a DataParallel): its `normalizer`
+// and `model`, and its Attacker's `model` (the same net) and `normalize` (not `normalizer`).
+const ATTACKER_MODEL = ['module.attacker.model', 'module.attacker.normalize', 'module.model', 'module.normalizer'];
+const NORMALIZED_BY = 'module.normalizer.new_mean/new_std';
+// Each layout, the key groups of its state dict, and where the card must say the weights and the
+// normalization came from.
+const LAYOUTS: Record<string, { groups: string[] | null; layout: Record<string, unknown> | null }> = {
+  // resnet50; the first release's train.py dict; legacy format; dill with an entry only dill reads; eps from the name
+  'madry-r50-realistic': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-model': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-model-fake-relu': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-state-dict': { groups: ATTACKER_MODEL, layout: { entry: 'state_dict', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  // only module.attacker.*, with a non-default normalizer (no library version writes this: the exporter's fallback)
+  'madry-attacker-only': {
+    groups: ['module.attacker.model', 'module.attacker.normalize'],
+    layout: { entry: 'model', weights: 'module.attacker.model.*', normalization: 'module.attacker.normalize.new_mean/new_std' },
+  },
+  'madry-legacy': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-dill': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-custom-norm': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'madry-linf': { groups: ATTACKER_MODEL, layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  // an AttackerModel not wrapped in a DataParallel: the train.py dict, and a bare state dict
+  'madry-no-prefix': {
+    groups: ['attacker.model', 'attacker.normalize', 'model', 'normalizer'],
+    layout: { entry: 'model', weights: 'model.*', normalization: 'normalizer.new_mean/new_std' },
+  },
+  'madry-bare': {
+    groups: ['attacker.model', 'attacker.normalize', 'model', 'normalizer'],
+    layout: { entry: null, weights: 'model.*', normalization: 'normalizer.new_mean/new_std' },
+  },
+  // the AttackerModel of the library's development branches that have no `attacker`
+  'madry-no-attacker': { groups: ['module.model', 'module.normalizer'], layout: { entry: 'model', weights: 'module.model.*', normalization: NORMALIZED_BY } },
+  'torchvision-r18': { groups: null, layout: null },
+  'torchvision-r18-old': { groups: null, layout: null },
+};
+const NAMES = Object.keys(LAYOUTS);
 
 let dir: string;
 let manifest: Manifest;
@@ -88,15 +125,35 @@ afterAll(() => {
 
 describe('every checkpoint layout exports to the same function as torchvision', () => {
   it('the fixture covers every layout', () => {
-    expect(Object.keys(manifest.models).sort()).toEqual([...LAYOUTS].sort());
+    expect(Object.keys(manifest.models).sort()).toEqual([...NAMES].sort());
     // The dill layout is meaningful only if plain pickle cannot read it.
     expect(manifest.dillPlainPickleError).toMatch(/__main__/);
   });
 
-  it.each(LAYOUTS)('%s: logits and features in Node equal the Python reference', async (name) => {
+  it('the MadryLab checkpoints have the real library\'s keys and entries', () => {
+    for (const [name, { groups }] of Object.entries(LAYOUTS)) {
+      const ref = manifest.models[name]!;
+      expect(ref.keyGroups, name).toEqual(groups);
+      if (groups === null) continue;
+      expect(ref.eager, name).toBe('AttackerModel');
+      // InputNormalize's buffers: the data set's mean/std as [3, 1, 1].
+      const norms = Object.keys(ref.normalizerShapes);
+      expect(norms.length, name).toBe(2 * groups.filter((g) => /normaliz/.test(g)).length);
+      for (const k of norms) expect(ref.normalizerShapes[k], `${name} ${k}`).toEqual([3, 1, 1]);
+    }
+    // The train.py dicts: today's, and the first release's (no 'amp'), and older files' 'state_dict'.
+    expect(manifest.models['madry-model']!.checkpointEntries).toEqual(['adv_prec1', 'amp', 'epoch', 'model', 'optimizer', 'schedule']);
+    expect(manifest.models['madry-r50-realistic']!.checkpointEntries).toEqual(['adv_prec1', 'epoch', 'model', 'optimizer', 'schedule']);
+    expect(manifest.models['madry-state-dict']!.checkpointEntries).toContain('state_dict');
+    expect(manifest.models['madry-bare']!.checkpointEntries).toBeNull();
+  });
+
+  it.each(NAMES)('%s: logits and features in Node equal the Python reference', async (name) => {
     const ref = manifest.models[name]!;
-    // In Python, the exported module already equals torchvision on (x - mean) / std.
+    // In Python, the exported module already equals the eager model (the AttackerModel the
+    // checkpoint was saved from, or torchvision on (x - mean) / std).
     expect(ref.python.logitsDiff).toBeLessThanOrEqual(1e-4);
+    expect(ref.python.eagerVsTorchvisionDiff).toBeLessThanOrEqual(1e-4);
     expect(ref.python.featuresDiff).toBeLessThanOrEqual(1e-4);
     const clf = await Classifier.load(ref.pt, { device: 'cpu' }); // also checks the card's sha256
     try {
@@ -210,23 +267,27 @@ describe('the model card', () => {
 
   it('records where in the checkpoint the weights and the normalization came from', () => {
     const layout = (name: string) => JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')).sourceLayout;
-    expect(layout('madry-state-dict')).toMatchObject({ entry: 'state_dict', weights: 'module.model.*' });
-    expect(layout('madry-attacker-only')).toEqual({
-      entry: 'model', weights: 'module.attacker.model.*', normalization: 'module.attacker.normalizer.new_mean/new_std',
-    });
-    expect(layout('madry-bare')).toMatchObject({ entry: null, weights: 'model.*', normalization: 'normalizer.new_mean/new_std' });
+    for (const [name, expected] of Object.entries(LAYOUTS)) expect(layout(name) ?? null, name).toEqual(expected.layout);
     const custom = JSON.parse(readFileSync(join(dir, 'madry-custom-norm.json'), 'utf8'));
     expect(custom).toMatchObject({ robust: true, eps: 0.5, constraint: 'inf' });
+    // The model zoo's Linf file name: Linf 4/255.
+    const linf = JSON.parse(readFileSync(join(dir, 'madry-linf.json'), 'utf8'));
+    expect(linf).toMatchObject({ robust: true, eps: 4 / 255, constraint: 'inf', source: 'imagenet_linf_4.pt' });
   });
 });
 
 function runExport(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(PYTHON, [EXPORT, ...args], { timeout: 120_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stderr });
+  return new Promise((done) => {
+    execFile(PYTHON, [EXPORT, ...args], { timeout: 120_000, cwd: dir }, (err, _stdout, stderr) => {
+      done({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stderr });
     });
   });
 }
+
+// What a robustness checkpoint may hold, as the exporter's error lists it.
+const EXPECTED_KEYS = 'module.model.*, module.normalizer.new_mean, module.normalizer.new_std, '
+  + 'module.attacker.model.*, module.attacker.normalize.new_mean, module.attacker.normalize.new_std';
+const literal = (text: string) => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
 describe('broken checkpoints: exit 2, one line naming the problem, no traceback', () => {
   const ck = (f: string) => join(dir, 'checkpoints', f);
@@ -236,7 +297,14 @@ describe('broken checkpoints: exit 2, one line naming the problem, no traceback'
     ['unexpected keys', () => ['--madry', ck('broken-unexpected.pt'), '--eps', '3', '--arch', 'resnet18'],
       [/unexpected keys: module\.model\.head2\.weight$/]],
     ['keys outside the robustness layout', () => ['--madry', ck('broken-outside.pt'), '--eps', '3', '--arch', 'resnet18'],
-      [/unexpected keys outside module\.model\.\*, .*: module\.extra_head\.weight$/]],
+      [/unexpected keys for a robustness AttackerModel: module\.extra_head\.weight \(/, literal(`(expected only ${EXPECTED_KEYS})`), /\)$/]],
+    // The Attacker's normalizer is `normalize`: named like the AttackerModel's, it is refused, and
+    // the one line lists what a checkpoint may hold.
+    ['the attacker\'s normalizer misnamed', () => ['--madry', ck('broken-attacker-normalizer.pt'), '--eps', '3', '--arch', 'resnet18'],
+      [literal('unexpected keys for a robustness AttackerModel: module.attacker.normalizer.new_mean, module.attacker.normalizer.new_std ('),
+        literal(`(expected only ${EXPECTED_KEYS})`), /\)$/]],
+    ['a torchvision state dict given as Madry', () => ['--madry', ck('torchvision-as-madry.pt'), '--eps', '3', '--arch', 'resnet18'],
+      [/looks like a torchvision state dict .*export it with --torchvision, not --madry$/]],
     ['wrong shapes', () => ['--madry', ck('broken-shape.pt'), '--eps', '3', '--arch', 'resnet18'],
       [/shape mismatch for module\.model\.fc\.weight \(checkpoint \(10, 512\), resnet18 \(1000, 512\)\), module\.model\.fc\.bias/]],
     ['not a checkpoint', () => ['--madry', ck('not-a-checkpoint.pt'), '--eps', '3'], [/cannot read .*not-a-checkpoint\.pt as a torch checkpoint/]],
