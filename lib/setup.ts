@@ -1,23 +1,23 @@
 /**
  * The two shipping commands of the CLI:
  *
- *   robust-synth setup [--check] [--variant cpu|cuda] ...   find or download LibTorch (scripts/download-libtorch.ts)
+ *   robust-synth setup [--check] [--variant cpu|cuda] ...   find or download LibTorch (lib/libtorch/setup.ts)
  *   robust-synth build [--libtorch DIR]                     compile the addon from source for the LibTorch found
  *
  * Neither runs at install time (npm 11 blocks dependencies' install scripts): the loader's
  * errors name the command to run.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { explainBinary, listBinaries, packageRoot } from '../binding/index.js';
-import { cmakeJsBin } from '../scripts/prebuild.js';
 import {
   describeLibTorch, findLibTorch, fixesText, formatResolution, inspectLibTorchDir, type LibTorch,
-} from '../scripts/download-libtorch.js';
+} from './libtorch/discover.js';
 
-export { runSetupCommand } from '../scripts/download-libtorch.js';
+export { runSetupCommand } from './libtorch/setup.js';
 
 /** The cmake-js release `build` fetches with `npm exec` when the package's own is absent (it is a devDependency). */
 const CMAKE_JS = 'cmake-js@8.0.0';
@@ -28,6 +28,17 @@ Compiles robust-synth's native addon from source for the LibTorch this machine h
 search as \`robust-synth setup --check\`; --libtorch or $LIBTORCH picks one), into build/Release
 inside the package, where the loader prefers it. Use it when no prebuilt binary matches your
 LibTorch. Needs cmake (>= 3.18) and a C++17 compiler.`;
+
+/** cmake-js's CLI, from this package's dependencies (scripts/prebuild.ts drives the same one). */
+export function cmakeJsBin(root: string): string | undefined {
+  try {
+    const pkgJson = createRequire(join(root, 'package.json')).resolve('cmake-js/package.json');
+    const bin = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { bin: Record<string, string> }).bin['cmake-js']!;
+    return join(dirname(pkgJson), bin);
+  } catch {
+    return undefined;
+  }
+}
 
 function onPath(names: string[], env: NodeJS.ProcessEnv): string | undefined {
   for (const name of names) {

@@ -1,6 +1,6 @@
 /**
  * Builds the prebuilt binary shipped in the npm package, for the LibTorch this machine resolves
- * (scripts/download-libtorch.ts; point LIBTORCH elsewhere to build another flavor):
+ * (lib/libtorch/discover.ts; point LIBTORCH elsewhere to build another flavor):
  *
  *   prebuilds/torch<major.minor>-<cpu|cuda>/prebuilds/linux-x64/robust-synth.glibc.node
  *   prebuilds/torch<major.minor>-<cpu|cuda>/prebuilds/linux-x64/robust-synth.glibc.json   (what it was built against)
@@ -14,14 +14,15 @@
  * skips the build when the flavor's record shows the same sources and LibTorch.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { arch, platform, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../binding/index.js';
-import { describeLibTorch, findLibTorch, formatResolution, inspectLibTorchDir, majorMinor, type LibTorch } from './download-libtorch.js';
+import { describeLibTorch, findLibTorch, formatResolution, inspectLibTorchDir, majorMinor, type LibTorch } from '../lib/libtorch/discover.js';
+import { cmakeJsBin } from '../lib/setup.js';
 
 const PREBUILT_NAME = 'robust-synth';
 
@@ -29,22 +30,18 @@ function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** cmake-js's CLI, from this package's dependencies. */
-export function cmakeJsBin(root: string): string | undefined {
-  try {
-    const pkgJson = createRequire(join(root, 'package.json')).resolve('cmake-js/package.json');
-    const bin = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { bin: Record<string, string> }).bin['cmake-js']!;
-    return join(dirname(pkgJson), bin);
-  } catch {
-    return undefined;
-  }
+/** Files under native/<dir>, subfolders included, in a fixed order (a flat folder hashes as it always did). */
+function sourceFiles(native: string, dir: string): string[] {
+  return readdirSync(join(native, dir))
+    .sort()
+    .flatMap((name) => (statSync(join(native, dir, name)).isDirectory() ? sourceFiles(native, join(dir, name)) : [join(dir, name)]));
 }
 
 /** Everything that changes the binary: the sources, the build files and the LibTorch. */
 export function sourceHash(root: string, libtorch: LibTorch): string {
   const h = createHash('sha256');
   const native = join(root, 'native');
-  const files = ['CMakeLists.txt', 'package.json', ...readdirSync(join(native, 'src')).sort().map((f) => join('src', f))];
+  const files = ['CMakeLists.txt', 'package.json', ...sourceFiles(native, 'src')];
   for (const f of files) {
     h.update(f);
     h.update(readFileSync(join(native, f)));

@@ -1,5 +1,5 @@
-// Finding and fetching LibTorch (scripts/download-libtorch.ts) and matching binaries to it
-// (binding/index.ts). Downloads are tested against a loopback HTTP server serving small fake
+// Finding and fetching LibTorch (lib/libtorch/) and matching binaries to it
+// (binding/select.ts). Downloads are tested against a loopback HTTP server serving small fake
 // archives made here: checksum match and mismatch, a connection dropped mid-body.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -11,11 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkBinary, listBinaries, probeBinary, readElfDynamic, type BinaryCandidate,
 } from '../binding/index.js';
+import { LIBTORCH_VERSION, PINNED_SHA256, libtorchUrl, pinnedShaForArchive } from '../lib/libtorch/constants.js';
 import {
-  LIBTORCH_VERSION, PINNED_SHA256, cacheName, chooseBuild, compareVersions, cudaBuildForDriver, extractZip,
-  findLibTorch, formatResolution, inspectLibTorchDir, installLibTorch, libtorchUrl, majorMinor, noLibTorchMessage,
-  pinnedShaForArchive, runSetupCommand, type LibTorch,
-} from '../scripts/download-libtorch.js';
+  compareVersions, findLibTorch, formatResolution, inspectLibTorchDir, majorMinor, noLibTorchMessage, type LibTorch,
+} from '../lib/libtorch/discover.js';
+import { cacheName, chooseBuild, cudaBuildForDriver, installLibTorch } from '../lib/libtorch/install.js';
+import { runSetupCommand } from '../lib/libtorch/setup.js';
+import { extractZip } from '../lib/libtorch/zip.js';
 import { tempDir } from './helpers.js';
 
 const PY = 'python3'; // any Python can write zips; torch is not needed here
