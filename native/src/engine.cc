@@ -182,7 +182,7 @@ void PgdRun::RememberCpu(const torch::Tensor& lossIn, const torch::Tensor& logit
   }
 }
 
-// The same formulas as the ATen path in Step() (shared/REFERENCE.md), elementwise in float in
+// The same formulas as the ATen path in Step() (docs/algorithm.md), elementwise in float in
 // the same order; the two per-sample norms come from the same ATen kernels (a norm summed in
 // another order moves a result by an ulp, and a non-robust model's trajectory can amplify that).
 void PgdRun::UpdateCpu(const torch::Tensor& gradIn) {

@@ -1,6 +1,6 @@
 // The one PGD engine. Every task (generation, inpainting, super-resolution, translation,
 // attacks) is a PgdConfig plus inputs; nothing here knows which task it serves.
-// Formulas: shared/REFERENCE.md, matching MadryLab robustness' attacker.
+// Formulas: docs/algorithm.md, matching MadryLab robustness' attacker.
 #pragma once
 
 #include <torch/torch.h>
