@@ -427,7 +427,7 @@ export class Classifier {
   }
 
   /**
-   * Runs the whole PGD loop natively (see shared/REFERENCE.md for the formulas).
+   * Runs the whole PGD loop natively (docs/algorithm.md gives the formulas).
    *
    * @example
    * const r = await clf.pgd({

@@ -18,6 +18,20 @@ export function invalid(name: string, expected: string, received: unknown): Robu
   return new RobustSynthError('ERR_BAD_INPUT', `Expected ${expected} for ${name} but received ${describe(received)}`);
 }
 
+const INVALID = /^Expected (.+) for (\S+) but received (.+)$/s;
+
+/**
+ * The parts of an {@link invalid} message: the parameter, what was expected, and what was
+ * received (without its "of type" suffix), so that a caller such as the CLI can restate the
+ * error in its own terms (its flag in place of the parameter). Undefined for any other error.
+ */
+export function invalidParts(e: unknown): { name: string; expected: string; received: string } | undefined {
+  if (!(e instanceof RobustSynthError) || e.code !== 'ERR_BAD_INPUT') return undefined;
+  const m = INVALID.exec(e.message);
+  if (!m) return undefined;
+  return { name: m[2]!, expected: m[1]!, received: m[3]!.replace(/ of type (number|string|boolean|bigint)$/, '') };
+}
+
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

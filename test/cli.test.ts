@@ -1,15 +1,49 @@
-// The command line, end to end: outputs, manifest, contact sheet, exit codes, resumable batches.
+// The command line, end to end: outputs, manifest, contact sheet, --help, one error style
+// (the flag named, exit code 2), exit codes, resumable batches.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readFashionMnist, writePng } from '../lib/index.js';
+import { COMMANDS } from '../lib/cli/index.js';
+import { joinNegativeValues } from '../lib/cli/command.js';
+import { buildInfo, readFashionMnist, writePng } from '../lib/index.js';
 import { slice } from '../lib/tensor.js';
+import { cliArgs, cliBadInputs, CLI_MODEL } from './fixtures/bad-inputs.js';
 import { tempDir } from './helpers.js';
 
-const CLI = join(import.meta.dirname, '../lib/cli.ts');
+const CLI = join(import.meta.dirname, '../lib/cli/index.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
 const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).entries as Array<Record<string, any>>;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function cliAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, ms: performance.now() - t0 });
+    });
+  });
+}
+
+/** Runs command lines two at a time (the machine has two cores). */
+async function cliAll(list: string[][]): Promise<Run[]> {
+  const out: Run[] = [];
+  for (let i = 0; i < list.length; i += 2) out.push(...(await Promise.all(list.slice(i, i + 2).map(cliAsync))));
+  return out;
+}
 
 async function sourceDir(n: number): Promise<string> {
   const dir = tempDir('rs-src-');
@@ -26,49 +60,106 @@ describe('robust-synth CLI', () => {
     expect(r.status).toBe(0);
     const m = manifest(out);
     expect(m).toHaveLength(4);
-    expect(m[0]).toMatchObject({ task: 'generation', target: { index: 7, name: 'Sneaker' }, source: 'seed:mvn' });
+    expect(m[0]).toMatchObject({ task: 'generate', target: { index: 7, name: 'Sneaker' }, source: 'seed:mvn' });
     expect(m[0]!.settings).toMatchObject({ eps: 8, model: 'fashion-robust' });
     for (const e of m) expect(existsSync(join(out, e.file))).toBe(true);
     expect(existsSync(join(out, 'contact-sheet.png'))).toBe(true);
   });
 
-  it('inpaint, super-resolve and translate run on a file', async () => {
+  it('inpaint, super-resolve and translate run on a file; the manifest names the task as the library does', async () => {
     const src = await sourceDir(1);
     const img = join(src, 'img000.png');
-    for (const args of [
-      ['inpaint', '--image', img, '--hole', '8,8,10,10', '--iterations', '20'],
-      ['super-resolve', '--image', img, '--factor', '4', '--iterations', '10'],
-      ['translate', '--image', img, '--to', 'Bag', '--iterations', '20'],
-    ]) {
+    for (const [args, task] of [
+      [['inpaint', '--image', img, '--hole', '8,8,10,10', '--iterations', '20'], 'inpaint'],
+      [['super-resolve', '--image', img, '--factor', '4', '--iterations', '10'], 'superResolve'],
+      [['translate', '--image', img, '--to', 'Bag', '--iterations', '20'], 'translate'],
+    ] as const) {
       const out = tempDir();
       const r = cli([...args, '--out', out]);
       expect(r.status, r.stderr).toBe(0);
-      expect(manifest(out)).toHaveLength(1);
+      const m = manifest(out);
+      expect(m).toHaveLength(1);
+      expect(m[0]!.task).toBe(task);
       expect(existsSync(join(out, 'contact-sheet.png'))).toBe(true);
     }
   });
 
-  it('bad input: one-line error, exit code 2 (1 for a missing model)', () => {
-    const cases: Array<[string[], RegExp, number]> = [
-      [['generate', '--class', 'Zebra'], /Unknown class 'Zebra'/, 2],
-      [['generate', '--class', '1', '--eps', 'abc'], /--eps expects a number/, 2],
-      [['generate', '--class', '1', '--model', 'no-such-model'], /no model named 'no-such-model'/, 1],
-      [['inpaint', '--image', '/nonexistent.png'], /image not found/, 2],
-      [['inpaint', '--image', '/etc/passwd'], /cannot read image/, 2],
-      [['translate', '--image', '/etc/passwd', '--to', 'Sandal'], /cannot read image \/etc\/passwd.*\[ERR_BAD_IMAGE\]/, 2],
-      [['generate', '--class', '1', '--iterations=-1'], /integer >= 0 .* for iterations but received -1/, 2],
-      [['generate', '--class', '1', '--iterations', '-1'], /--iterations/, 2],
-      [['generate', '--class', '1', '--itrations', '5'], /Unknown option '--itrations'/, 2],
-    ];
+  it('--help and -h print each command\'s usage, every flag with its line, and exit 0', async () => {
+    const names = COMMANDS.map((c) => c.name);
+    expect(names).toEqual(['demo', 'generate', 'inpaint', 'super-resolve', 'translate', 'fit-seeds', 'eval', 'models', 'setup', 'build']);
+    const runs = await cliAll(names.flatMap((n) => [[n, '--help'], [n, '-h']]));
+    for (const [i, entry] of COMMANDS.entries()) {
+      const [long, short] = [runs[2 * i]!, runs[2 * i + 1]!];
+      expect(long.status, `${entry.name} --help\n${long.stderr}`).toBe(0);
+      expect(short.stdout, `${entry.name} -h`).toBe(long.stdout);
+      expect(long.stdout).toContain(`Usage: robust-synth ${entry.name}`);
+      const cmd = await entry.load();
+      if (cmd.raw) continue; // setup and build print their own help
+      expect(long.stdout).toContain(`robust-synth ${entry.name}: ${entry.summary}`);
+      for (const [flag, spec] of Object.entries(cmd.options)) {
+        const line = long.stdout.split('\n').find((l) => l.trimStart().startsWith(`--${flag}${spec.value ? ` ${spec.value}` : ''} `));
+        expect(line, `${entry.name} --${flag}`).toBeDefined();
+        expect(line!.trim().length, `${entry.name} --${flag} has a description`).toBeGreaterThan(`--${flag}`.length + 10);
+      }
+    }
+    expect(runs[2 * names.indexOf('setup')]!.stdout).toContain('--check');
+    expect(runs[2 * names.indexOf('build')]!.stdout).toContain('--libtorch');
+    const top = cli(['--help']);
+    expect(top.status).toBe(0);
+    for (const n of names) expect(top.stdout).toMatch(new RegExp(`^  ${n} +\\S`, 'm'));
+    expect(cli(['help', 'translate']).stdout).toContain('Usage: robust-synth translate');
+    expect(cli([]).status).toBe(1);
+  });
+
+  it('bad input: one line that names the flag (or the file), the code, exit code 2 (1 for a model)', async () => {
+    const cases = await cliBadInputs(tempDir('rs-cli-bad-'), { cuda: buildInfo().cudaAvailable });
+    const runs = await cliAll(cases.map((c) => cliArgs(c, tempDir())));
+    cases.forEach(({ args, code, exit, message }, i) => {
+      const r = runs[i]!;
+      const what = `${args.join(' ')}\n${r.stderr}`;
+      expect(r.status, what).toBe(exit);
+      expect(r.stderr.trim().split('\n'), what).toHaveLength(1);
+      expect(r.stderr, what).toContain(`robust-synth ${args[0]}: `);
+      expect(r.stderr.trim(), what).toMatch(new RegExp(`\\[${code}\\]$`));
+      if (message) expect(r.stderr, what).toMatch(message);
+    });
     const unknown = cli(['frobnicate']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
-    for (const [args, msg, code] of cases) {
-      const r = cli([...args, '--out', tempDir()]);
-      expect(r.status, args.join(' ')).toBe(code);
-      expect(r.stderr, args.join(' ')).toMatch(msg);
-      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
-    }
+  });
+
+  it('a negative value reaches validation: joined to its flag, never taken for a flag', () => {
+    const opts = { eps: { type: 'string', description: '' }, bf16: { type: 'boolean', description: '' } } as const;
+    expect(joinNegativeValues(['--eps', '-1', '--bf16'], opts)).toEqual(['--eps=-1', '--bf16']);
+    expect(joinNegativeValues(['--eps', '-.5'], opts)).toEqual(['--eps=-.5']);
+    expect(joinNegativeValues(['--eps', '-Infinity'], opts)).toEqual(['--eps=-Infinity']);
+    expect(joinNegativeValues(['--eps', '--bf16'], opts)).toEqual(['--eps', '--bf16']);
+    expect(joinNegativeValues(['--bf16', '-1'], opts)).toEqual(['--bf16', '-1']); // a boolean takes no value
+    const r = cli(['generate', '--model', CLI_MODEL, '--class', '1', '--step', '-0.5', '--out', tempDir()]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--step must be a finite number >= 0, got -0.5 \[ERR_BAD_INPUT\]/);
+  });
+
+  it('an --out that is a file is refused before any compute, and nothing is written', async () => {
+    const dir = tempDir('rs-out-file-');
+    const file = join(dir, 'taken');
+    writeFileSync(file, 'keep me');
+    // Each would compute for minutes if it started.
+    const lines = [
+      ['generate', '--class', '1', '--count', '500', '--iterations', '100000'],
+      ['translate', '--image', dir, '--to', 'Bag', '--iterations', '100000'],
+      ['demo', '--count', '50'],
+      ['eval'],
+    ];
+    const runs = await cliAll(lines.map((l) => [...l, '--out', file]));
+    runs.forEach((r, i) => {
+      const what = `${lines[i]!.join(' ')}\n${r.stderr}`;
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toMatch(new RegExp(`--out must be a directory, got ${file}, which exists and is not a directory \\[ERR_BAD_INPUT\\]`));
+      expect(r.ms, what).toBeLessThan(30_000);
+    });
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
+    expect(readdirSync(dir)).toEqual(['taken']);
   });
 
   it('batch translation skips bad files, resumes after a kill, and leaves no partial file', async () => {

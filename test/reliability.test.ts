@@ -20,6 +20,7 @@ import {
 import { modelsDir } from '../lib/models.js';
 import { slice } from '../lib/tensor.js';
 import { forceGc, soak } from '../scripts/soak.js';
+import { cliArgs, cliBadInputs, pgdBadInputs } from './fixtures/bad-inputs.js';
 import { python, randomBatch, tempDir } from './helpers.js';
 
 const MODEL = 'fashion-standard'; // 1x28x28, 10 classes, embedded
@@ -27,7 +28,7 @@ const CODES: ErrorCode[] = [
   'ERR_BAD_INPUT', 'ERR_BAD_IMAGE', 'ERR_MODEL_LOAD', 'ERR_MODEL_OUTPUT', 'ERR_MODEL_NOT_FOUND', 'ERR_MODEL_NOT_ALLOWED', 'ERR_DEVICE',
   'ERR_ABORTED', 'ERR_DISPOSED', 'ERR_OUT_OF_MEMORY', 'ERR_TORCH',
 ];
-const CLI = join(import.meta.dirname, '../lib/cli.ts');
+const CLI = join(import.meta.dirname, '../lib/cli/index.ts');
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 
 let clf: Classifier;
@@ -76,59 +77,9 @@ afterAll(async () => {
 });
 
 describe('bad input: a coded error, and the process lives on', () => {
-  const f32 = (n: number, v = 0.5) => new Float32Array(n).fill(v);
-  const withPixel = (v: number) => {
-    const d = f32(784);
-    d[100] = v;
-    return { data: d, shape: [1, 1, 28, 28] };
-  };
   const base = { x0: one, targets: [3], eps: 1, step: 0.2, iterations: 2 };
-  const pgdCases: Array<[string, Record<string, unknown>, ErrorCode, RegExp?]> = [
-    ['data length does not match the shape', { x0: { data: f32(783), shape: [1, 1, 28, 28] } }, 'ERR_BAD_INPUT', /783 values/],
-    ['rank 3', { x0: { data: f32(784), shape: [1, 28, 28] } }, 'ERR_BAD_INPUT', /rank 4/],
-    ['rank 5', { x0: { data: f32(784), shape: [1, 1, 1, 28, 28] } }, 'ERR_BAD_INPUT', /rank 4/],
-    ['zero batch', { x0: { data: f32(0), shape: [0, 1, 28, 28] } }, 'ERR_BAD_INPUT', /positive integer/],
-    ['negative size', { x0: { data: f32(784), shape: [1, 1, -28, -28] } }, 'ERR_BAD_INPUT', /positive integer/],
-    ['fractional size', { x0: { data: f32(784), shape: [1, 1, 28.5, 28] } }, 'ERR_BAD_INPUT', /positive integer/],
-    ['NaN pixel', { x0: withPixel(NaN) }, 'ERR_BAD_INPUT', /is NaN/],
-    ['Infinity pixel', { x0: withPixel(Infinity) }, 'ERR_BAD_INPUT', /is Infinity/],
-    ['-Infinity pixel', { x0: withPixel(-Infinity) }, 'ERR_BAD_INPUT', /is -Infinity/],
-    ['pixel above 1', { x0: withPixel(1.001) }, 'ERR_BAD_INPUT', /in \[0, 1\]/],
-    ['pixel below 0', { x0: withPixel(-0.001) }, 'ERR_BAD_INPUT', /in \[0, 1\]/],
-    ['Float64Array data', { x0: { data: new Float64Array(784), shape: [1, 1, 28, 28] } }, 'ERR_BAD_INPUT', /Float32Array/],
-    ['plain array data', { x0: { data: Array(784).fill(0), shape: [1, 1, 28, 28] } }, 'ERR_BAD_INPUT', /Float32Array/],
-    ['x0 null', { x0: null }, 'ERR_BAD_INPUT'],
-    ['x0 missing', { x0: undefined }, 'ERR_BAD_INPUT'],
-    ['wrong channel count for the model', { x0: { data: f32(3 * 784), shape: [1, 3, 28, 28] } }, 'ERR_BAD_INPUT', /model expects \[1, 1, 28, 28\]/],
-    ['wrong image size for the model', { x0: { data: f32(1024), shape: [1, 1, 32, 32] } }, 'ERR_BAD_INPUT', /model expects/],
-    ['class index out of range', { targets: [10] }, 'ERR_BAD_INPUT', /targets\[0\] but received 10/],
-    ['negative class index', { targets: [-1] }, 'ERR_BAD_INPUT'],
-    ['fractional class index', { targets: [1.5] }, 'ERR_BAD_INPUT'],
-    ['NaN class index', { targets: [NaN] }, 'ERR_BAD_INPUT'],
-    ['unknown class name', { targets: ['Zebra'] }, 'ERR_BAD_INPUT', /Unknown class 'Zebra'.*Sneaker/],
-    ['targets not an array', { targets: 3 }, 'ERR_BAD_INPUT'],
-    ['one target too many', { targets: [1, 2] }, 'ERR_BAD_INPUT', /one class per sample/],
-    ['negative eps', { eps: -1 }, 'ERR_BAD_INPUT', /for eps/],
-    ['NaN eps', { eps: NaN }, 'ERR_BAD_INPUT', /for eps/],
-    ['Infinity eps', { eps: Infinity }, 'ERR_BAD_INPUT', /for eps/],
-    ['eps as a string', { eps: '1' }, 'ERR_BAD_INPUT', /for eps/],
-    ['negative step', { step: -0.1 }, 'ERR_BAD_INPUT', /for step/],
-    ['NaN step', { step: NaN }, 'ERR_BAD_INPUT', /for step/],
-    ['negative iterations', { iterations: -1 }, 'ERR_BAD_INPUT', /for iterations/],
-    ['NaN iterations', { iterations: NaN }, 'ERR_BAD_INPUT', /for iterations/],
-    ['fractional iterations', { iterations: 2.5 }, 'ERR_BAD_INPUT', /for iterations/],
-    ['absurd iterations', { iterations: 1e300 }, 'ERR_BAD_INPUT', /for iterations/],
-    ['negative seed', { seed: -1 }, 'ERR_BAD_INPUT', /for seed/],
-    ['unknown constraint', { constraint: 'l1' }, 'ERR_BAD_INPUT', /for constraint/],
-    ['mask of the wrong size', { penalty: { weight: 1, mask: { data: f32(196), shape: [1, 1, 14, 14] } } }, 'ERR_BAD_INPUT', /penalty.mask has shape/],
-    ['mask of the wrong batch', { penalty: { weight: 1, mask: { data: f32(3 * 784), shape: [3, 1, 28, 28] } } }, 'ERR_BAD_INPUT', /penalty.mask has shape/],
-    ['mask with a NaN', { penalty: { weight: 1, mask: withPixel(NaN) } }, 'ERR_BAD_INPUT', /penalty.mask/],
-    ['NaN penalty weight', { penalty: { weight: NaN, mask: withPixel(1) } }, 'ERR_BAD_INPUT', /penalty.weight/],
-    ['reference of the wrong size', { penalty: { weight: 1, mask: withPixel(1), reference: { data: f32(1024), shape: [1, 1, 32, 32] } } }, 'ERR_BAD_INPUT'],
-    ['feature index beyond the features', { feature: { index: 1_000_000 } }, 'ERR_BAD_INPUT', /feature.index 1000000 is out of range: features\(\) gives \d+ values per image/],
-    ['onProgress not a function', { onProgress: 42 }, 'ERR_BAD_INPUT', /onProgress/],
-    ['misspelt option', { iteration: 3 }, 'ERR_BAD_INPUT', /Unknown option 'iteration'/],
-  ];
+  // The shared table (test/fixtures/bad-inputs.ts), on this 1x28x28 model of 10 classes.
+  const pgdCases = pgdBadInputs([1, 28, 28], 10, 'Sneaker');
   it.each(pgdCases)('pgd: %s', async (_name, patch, code, message) => {
     await rejects(() => clf.pgd({ ...base, ...patch } as unknown as PgdOptions), code, message);
     await alive();
@@ -228,29 +179,11 @@ describe('bad input: a coded error, and the process lives on', () => {
   });
 
   it('the CLI: a one-line error with the code, a non-zero exit, no signal', async () => {
-    const src = tempDir('rs-cli-bad-');
-    writeFileSync(join(src, 'text.png'), 'this is text');
-    writeFileSync(join(src, 'garbage.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 0x5a)]));
-    await writePng(join(src, 'good.png'), one);
-    writeFileSync(join(src, 'truncated.png'), readFileSync(join(src, 'good.png')).subarray(0, 60));
-    mkdirSync(join(src, 'folder.png'));
-    writeFileSync(join(src, 'text.pt'), 'not a model');
-    const m = ['--model', MODEL, '--iterations', '2'];
-    const cases: Array<[string[], ErrorCode]> = [
-      [['inpaint', ...m, '--image', join(src, 'folder.png')], 'ERR_BAD_IMAGE'],
-      [['inpaint', ...m, '--image', join(src, 'truncated.png')], 'ERR_BAD_IMAGE'],
-      [['super-resolve', ...m, '--image', join(src, 'garbage.jpg')], 'ERR_BAD_IMAGE'],
-      [['super-resolve', ...m, '--image', join(src, 'text.png')], 'ERR_BAD_IMAGE'],
-      [['generate', '--model', join(src, 'text.pt'), '--class', '1'], 'ERR_MODEL_LOAD'],
-      [['generate', '--model', join(src, 'missing.pt'), '--class', '1'], 'ERR_MODEL_NOT_FOUND'],
-      [['generate', ...m, '--class', '10'], 'ERR_BAD_INPUT'],
-      [['generate', ...m, '--class', '1', '--eps=-1'], 'ERR_BAD_INPUT'],
-      [['generate', ...m, '--class', '1', '--step', 'NaN'], 'ERR_BAD_INPUT'],
-      ...(buildInfo().cudaAvailable ? [] : [[['generate', ...m, '--class', '1', '--device', 'cuda'], 'ERR_DEVICE'] as [string[], ErrorCode]]),
-    ];
+    // The shared table (test/fixtures/bad-inputs.ts): here, that none crashes or hangs.
+    const cases = await cliBadInputs(tempDir('rs-cli-bad-'), { cuda: buildInfo().cudaAvailable });
     const run = (args: string[]) =>
       new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--out', tempDir()], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         child.stderr.on('data', (d) => (stderr += d));
         // A hang is a failure too: kill it, and say so.
@@ -265,8 +198,8 @@ describe('bad input: a coded error, and the process lives on', () => {
       });
     // Two at a time: the machine has two cores.
     const results: Array<Awaited<ReturnType<typeof run>>> = [];
-    for (let i = 0; i < cases.length; i += 2) results.push(...(await Promise.all(cases.slice(i, i + 2).map(([a]) => run(a)))));
-    cases.forEach(([args, code], i) => {
+    for (let i = 0; i < cases.length; i += 2) results.push(...(await Promise.all(cases.slice(i, i + 2).map((c) => run(cliArgs(c, tempDir()))))));
+    cases.forEach(({ args, code }, i) => {
       const r = results[i]!;
       tried++;
       const what = `${args.join(' ')}\n${r.stderr}`;

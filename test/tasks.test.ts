@@ -22,16 +22,16 @@ afterAll(async () => {
 
 const agree = (r: { predictions: Int32Array; targets: Int32Array }) => r.predictions.filter((p, i) => p === r.targets[i]).length;
 
-describe('generation', () => {
+describe('generate', () => {
   it('stays inside the eps ball around its seed and reaches the target class', async () => {
     const r = await generate({ classifier: robust, classes: ['Sneaker', 'Bag', 'Trouser'], count: 3, seed: 'mvn', randomSeed: 4 });
     expect(r.images.shape).toEqual([9, 1, 28, 28]);
     expect(Array.from(r.targets)).toEqual([7, 7, 7, 8, 8, 8, 1, 1, 1]);
     const d = l2PerSample(r.images, r.starts);
-    expect(Math.max(...d)).toBeLessThanOrEqual(FASHION_28.generation.eps + 1e-3);
+    expect(Math.max(...d)).toBeLessThanOrEqual(FASHION_28.generate.eps + 1e-3);
     expect(Math.min(...d)).toBeGreaterThan(0.1);
     expect(agree(r)).toBeGreaterThanOrEqual(8);
-    expect(r.settings).toMatchObject(FASHION_28.generation);
+    expect(r.settings).toMatchObject(FASHION_28.generate);
   });
 
   it('every seed kind works, settings can be overridden, the same random seed repeats', async () => {
@@ -51,7 +51,7 @@ describe('generation', () => {
   });
 });
 
-describe('inpainting', () => {
+describe('inpaint', () => {
   it('fills the hole and keeps the known pixels close to the source', async () => {
     const hole = defaultHole(28, 28);
     expect(hole).toEqual({ x: 10, y: 10, width: 8, height: 8 });
@@ -83,13 +83,13 @@ describe('inpainting', () => {
   });
 });
 
-describe('super-resolution', () => {
+describe('superResolve', () => {
   it('starts from the block-averaged image and stays within eps of it', async () => {
     const r = await superResolve({ classifier: robust, image: five, factor: 4, label: fiveLabels });
     expect(r.starts.data).toEqual(downUp(five, 4).data);
     // Blocks of the start are constant.
     expect(r.starts.data[0]).toBe(r.starts.data[3]);
-    expect(Math.max(...l2PerSample(r.images, r.starts))).toBeLessThanOrEqual(FASHION_28.superResolution.eps + 1e-3);
+    expect(Math.max(...l2PerSample(r.images, r.starts))).toBeLessThanOrEqual(FASHION_28.superResolve.eps + 1e-3);
   });
 
   it('handles factors that do not divide the size (partial edge blocks)', () => {
@@ -100,12 +100,12 @@ describe('super-resolution', () => {
   });
 });
 
-describe('translation', () => {
+describe('translate', () => {
   it("reaches the target class in the eyes of the classifier that made it", async () => {
     const r = await translate({ classifier: robust, image: five, to: 'Bag' });
     expect(Array.from(r.targets)).toEqual([8, 8, 8, 8, 8]);
     expect(agree(r)).toBe(5);
-    expect(Math.max(...l2PerSample(r.images, five))).toBeLessThanOrEqual(FASHION_28.translation.eps + 1e-3);
+    expect(Math.max(...l2PerSample(r.images, five))).toBeLessThanOrEqual(FASHION_28.translate.eps + 1e-3);
   });
 });
 
@@ -125,7 +125,7 @@ describe('on a 224x224 ResNet50 (random weights: shapes and settings only)', () 
     const img: ImageBatch = { data: new Float32Array(3 * 224 * 224).map((_, i) => (i % 97) / 97), shape: [1, 3, 224, 224] };
     const g = await generate({ classifier: resnet, classes: 'golf ball', seed: 'uniform', iterations: 2 });
     expect(g.images.shape).toEqual([1, 3, 224, 224]);
-    expect(g.settings.eps).toBe(REFERENCE_224.generation.eps);
+    expect(g.settings.eps).toBe(REFERENCE_224.generate.eps);
     const s = await superResolve({ classifier: resnet, image: img, iterations: 1 });
     expect(s.starts.data[0]).toBe(s.starts.data[7]);
     expect(s.starts.data[0]).not.toBe(s.starts.data[8]);
@@ -133,5 +133,7 @@ describe('on a 224x224 ResNet50 (random weights: shapes and settings only)', () 
     expect(ip.settings.penaltyWeight).toBe(10);
     const t = await translate({ classifier: resnet, image: img, to: 'tench', iterations: 1 });
     expect(t.settings).toMatchObject({ eps: 80, step: 0.5 });
+    // A result names its task as the library names the function (and the CLI its command, in kebab-case).
+    expect([g.task, s.task, ip.task, t.task]).toEqual(['generate', 'superResolve', 'inpaint', 'translate']);
   });
 });

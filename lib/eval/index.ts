@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Classifier } from '../classifier.js';
-import { progressReporter } from '../cli.js';
+import { progressReporter } from '../cli/progress.js';
 import { readFashionMnist, type LabeledImages } from '../datasets.js';
 import { gridPng, toRaw, writeFileAtomic } from '../images.js';
 import { blockAverage, SEED_KINDS, type SeedKind } from '../seeds.js';
@@ -81,7 +81,7 @@ export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch>
 }
 
 export async function runEval(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' }, bf16: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' }, bf16: { type: 'boolean', default: false }, robust: { type: 'string', default: 'fashion-robust' } } });
   // --bf16: every synthesis runs with bf16 autocast (the judge does not), to see whether the
   // findings hold in the faster compute mode.
   const bf16 = values.bf16!;
@@ -90,7 +90,8 @@ export async function runEval(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const device = values.device as 'auto';
   const judge = await Classifier.load('fashion-judge', { device });
-  const models = [await Classifier.load('fashion-robust', { device }), await Classifier.load('fashion-standard', { device })];
+  // --robust NAME|PATH: evaluate another robust candidate (e.g. one of a training sweep) in place of the embedded one.
+  const models = [await Classifier.load(values.robust!, { device }), await Classifier.load('fashion-standard', { device })];
   const test = readFashionMnist('test');
   const classes = test.classes;
   const progress = progressReporter('eval');
@@ -108,10 +109,10 @@ export async function runEval(argv: string[]): Promise<number> {
     config: cfg,
     models: Object.fromEntries([...models, judge].map((m) => [m.name, { path: m.path, robust: m.card?.robust ?? false, eps: m.card?.eps, accuracy: m.card?.accuracy }])),
     judge: judge.name,
-    generation: [] as any[],
-    inpainting: [] as any[],
-    superResolution: [] as any[],
-    translation: [] as any[],
+    generate: [] as any[],
+    inpaint: [] as any[],
+    superResolve: [] as any[],
+    translate: [] as any[],
   };
   const grids: Record<string, string> = {};
 
@@ -141,7 +142,7 @@ export async function runEval(argv: string[]): Promise<number> {
       });
       const judgeAgreement = agreement(after.preds, r.targets);
       const seedJudge = agreement(before.preds, r.targets);
-      report.generation.push({
+      report.generate.push({
         model: clf.name,
         seed: kind,
         judgeAgreement: round(judgeAgreement),
@@ -159,7 +160,7 @@ export async function runEval(argv: string[]): Promise<number> {
       for (let k = 0; k < classes.length; k++) cells.push(slice(r.images, k * cfg.perClass, k * cfg.perClass + show));
       const file = `generate-${clf.name}-${kind}.png`;
       writeFileAtomic(join(out, file), await gridPng(cells, { columns: show, scale: 2 }));
-      grids[`generation/${clf.name}/${kind}`] = file;
+      grids[`generate/${clf.name}/${kind}`] = file;
     }
   }
 
@@ -181,24 +182,24 @@ export async function runEval(argv: string[]): Promise<number> {
       judgeAccuracy: round(agreement(j.preds, held.labels)),
     };
   };
-  report.inpainting.push(await restoreRow('inpainting', 'mean fill (baseline)', meanFill, mask));
-  report.inpainting.push(await restoreRow('inpainting', 'diffusion fill (baseline)', diffusion, mask));
+  report.inpaint.push(await restoreRow('inpaint', 'mean fill (baseline)', meanFill, mask));
+  report.inpaint.push(await restoreRow('inpaint', 'diffusion fill (baseline)', diffusion, mask));
   const nearest = downUp(held.images, cfg.srFactor);
   const cubic = await bicubic(held.images, cfg.srFactor);
-  report.superResolution.push(await restoreRow('superResolution', 'nearest (baseline)', nearest));
-  report.superResolution.push(await restoreRow('superResolution', 'bicubic (baseline)', cubic));
+  report.superResolve.push(await restoreRow('superResolve', 'nearest (baseline)', nearest));
+  report.superResolve.push(await restoreRow('superResolve', 'bicubic (baseline)', cubic));
   const first10 = (b: ImageBatch) => slice(b, 0, Math.min(10, b.shape[0]));
   for (const clf of models) {
     const ri = await inpaint({ classifier: clf, image: held.images, hole, label: Array.from(held.labels), bf16, onProgress });
     tick(ri);
-    report.inpainting.push({ ...(await restoreRow('inpainting', clf.name, ri.images, mask)), settings: ri.settings });
+    report.inpaint.push({ ...(await restoreRow('inpaint', clf.name, ri.images, mask)), settings: ri.settings });
     writeFileAtomic(join(out, `inpaint-${clf.name}.png`), await gridPng([first10(ri.starts), first10(ri.images), first10(held.images)], { columns: 10, scale: 2 }));
-    grids[`inpainting/${clf.name}`] = `inpaint-${clf.name}.png`;
+    grids[`inpaint/${clf.name}`] = `inpaint-${clf.name}.png`;
     const rs = await superResolve({ classifier: clf, image: held.images, factor: cfg.srFactor, label: Array.from(held.labels), bf16, onProgress });
     tick(rs);
-    report.superResolution.push({ ...(await restoreRow('superResolution', clf.name, rs.images)), settings: rs.settings });
+    report.superResolve.push({ ...(await restoreRow('superResolve', clf.name, rs.images)), settings: rs.settings });
     writeFileAtomic(join(out, `super-resolve-${clf.name}.png`), await gridPng([first10(nearest), first10(cubic), first10(rs.images), first10(held.images)], { columns: 10, scale: 2 }));
-    grids[`superResolution/${clf.name}`] = `super-resolve-${clf.name}.png`;
+    grids[`superResolve/${clf.name}`] = `super-resolve-${clf.name}.png`;
   }
 
   // --- Translation: real held-out images of every class to every other class.
@@ -223,7 +224,7 @@ export async function runEval(argv: string[]): Promise<number> {
         for (let k = i * s; k < (i + 1) * s; k++) d += (r.images.data[k]! - src.data[k]!) ** 2;
         return Math.sqrt(d);
       });
-      report.translation.push({
+      report.translate.push({
         model: clf.name,
         eps,
         pairs: pairs.length,
@@ -242,7 +243,7 @@ export async function runEval(argv: string[]): Promise<number> {
           rows.push(slice(src, start, start + 1), slice(r.images, start, start + 9));
         }
         writeFileAtomic(join(out, `translate-${clf.name}.png`), await gridPng(rows, { columns: 10, scale: 2 }));
-        grids[`translation/${clf.name}`] = `translate-${clf.name}.png`;
+        grids[`translate/${clf.name}`] = `translate-${clf.name}.png`;
       }
     }
   }
@@ -268,12 +269,12 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 export function reportMarkdown(r: Record<string, any>): string {
   const gen = table(
     ['model', 'seed', 'judge agrees', 'self agrees', 'seed alone (judge)', 'gain', 'judge confidence', 'Fréchet (judge feats)', 'diversity'],
-    r.generation.map((g: any) => [g.model, g.seed, pct(g.judgeAgreement), pct(g.selfAgreement), pct(g.seedJudgeAgreement), pct(g.gain), g.judgeConfidence.toFixed(3), g.frechet.toFixed(1), g.diversity.toFixed(2)]),
+    r.generate.map((g: any) => [g.model, g.seed, pct(g.judgeAgreement), pct(g.selfAgreement), pct(g.seedJudgeAgreement), pct(g.gain), g.judgeConfidence.toFixed(3), g.frechet.toFixed(1), g.diversity.toFixed(2)]),
   );
   const restore = (rows: any[]) => table(['method', 'PSNR (dB)', 'SSIM', 'judge accuracy'], rows.map((x) => [x.method, x.psnr.toFixed(2), x.ssim.toFixed(3), pct(x.judgeAccuracy)]));
   const tr = table(
     ['model', 'eps', 'pairs', 'judge: target', 'judge: source', 'self: target', 'judge confidence', 'mean L2 from source'],
-    r.translation.map((t: any) => [t.model, t.eps, t.pairs, pct(t.judgeTargetAgreement), pct(t.judgeSourceAgreement), pct(t.selfTargetAgreement), t.judgeConfidence.toFixed(3), t.meanL2.toFixed(2)]),
+    r.translate.map((t: any) => [t.model, t.eps, t.pairs, pct(t.judgeTargetAgreement), pct(t.judgeSourceAgreement), pct(t.selfTargetAgreement), t.judgeConfidence.toFixed(3), t.meanL2.toFixed(2)]),
   );
   return `# robust-synth evaluation (${r.mode}${r.bf16 ? ', bf16 autocast' : ''})
 
@@ -282,11 +283,11 @@ Judge: \`${r.judge}\` (a different architecture, never used to synthesize). ${r.
 ## Generation
 ${gen}
 
-## Inpainting (${r.inpainting[0] ? 'metrics inside the hole' : ''})
-${restore(r.inpainting)}
+## Inpainting (${r.inpaint[0] ? 'metrics inside the hole' : ''})
+${restore(r.inpaint)}
 
 ## Super-resolution (${r.config.srFactor}x)
-${restore(r.superResolution)}
+${restore(r.superResolve)}
 
 ## Translation (every class to every other class)
 ${tr}
@@ -307,7 +308,7 @@ function reportHtml(r: Record<string, any>): string {
   };
   const sections = md.split('\n## ').slice(1).map((s) => {
     const [title, ...rest] = s.split('\n');
-    const key = title!.startsWith('Generation') ? 'generation' : title!.startsWith('Inpainting') ? 'inpainting' : title!.startsWith('Super') ? 'superResolution' : 'translation';
+    const key = title!.startsWith('Generation') ? 'generate' : title!.startsWith('Inpainting') ? 'inpaint' : title!.startsWith('Super') ? 'superResolve' : 'translate';
     const imgs = Object.entries(r.grids as Record<string, string>).filter(([k]) => k.startsWith(key + '/'));
     return `<section><h2>${esc(title!)}</h2>${htmlTable(rest.join('\n'))}<div class="grids">${imgs.map(([k, f]) => `<figure><img src="${esc(f)}" alt="${esc(k)}"><figcaption>${esc(k.split('/').slice(1).join(', '))}</figcaption></figure>`).join('')}</div></section>`;
   });

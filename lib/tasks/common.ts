@@ -7,7 +7,8 @@ import { RobustSynthError } from '../errors.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 
-export type TaskName = 'generation' | 'inpainting' | 'superResolution' | 'translation';
+/** A task's name: the name of the function that runs it (the CLI command is its kebab-case: super-resolve). */
+export type TaskName = 'generate' | 'inpaint' | 'superResolve' | 'translate';
 
 export interface TaskSettings {
   eps: number;
@@ -19,12 +20,12 @@ export interface TaskSettings {
   penaltyWeight?: number;
 }
 
-/** shared/REFERENCE.md, for 224x224 ImageNet inputs. */
+/** The robustness library's settings for 224x224 ImageNet inputs (docs/algorithm.md). */
 export const REFERENCE_224: Record<TaskName, TaskSettings> = {
-  generation: { eps: 40, step: 1, iterations: 60, constraint: '2', useBest: true },
-  inpainting: { eps: 21.6, step: 0.1, iterations: 720, constraint: '2', useBest: true, penaltyWeight: 10 },
-  superResolution: { eps: 8, step: 1, iterations: 40, constraint: '2', useBest: true },
-  translation: { eps: 80, step: 0.5, iterations: 200, constraint: '2', useBest: true },
+  generate: { eps: 40, step: 1, iterations: 60, constraint: '2', useBest: true },
+  inpaint: { eps: 21.6, step: 0.1, iterations: 720, constraint: '2', useBest: true, penaltyWeight: 10 },
+  superResolve: { eps: 8, step: 1, iterations: 40, constraint: '2', useBest: true },
+  translate: { eps: 80, step: 0.5, iterations: 200, constraint: '2', useBest: true },
 };
 
 /**
@@ -33,10 +34,10 @@ export const REFERENCE_224: Record<TaskName, TaskSettings> = {
  * 784-pixel images, and a coarser budget shows its class features best.
  */
 export const FASHION_28: Record<TaskName, TaskSettings> = {
-  generation: { eps: 8, step: 0.5, iterations: 60, constraint: '2', useBest: true },
-  inpainting: { eps: 4, step: 0.1, iterations: 200, constraint: '2', useBest: true, penaltyWeight: 10 },
-  superResolution: { eps: 2, step: 0.25, iterations: 40, constraint: '2', useBest: true },
-  translation: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true },
+  generate: { eps: 8, step: 0.5, iterations: 60, constraint: '2', useBest: true },
+  inpaint: { eps: 4, step: 0.1, iterations: 200, constraint: '2', useBest: true, penaltyWeight: 10 },
+  superResolve: { eps: 2, step: 0.25, iterations: 40, constraint: '2', useBest: true },
+  translate: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true },
 };
 
 /** Default settings for a task at a per-sample shape: the reference at 3x224x224, measured at 1x28x28, else scaled by sqrt(size). */

@@ -61,8 +61,8 @@ export async function generate(options: GenerateOptions): Promise<TaskResult> {
       throw new RobustSynthError('ERR_BAD_INPUT', `the seed file is for ${seeds.shape.join('x')} images, the model takes ${c}x${h}x${w}`);
     }
   }
-  const settings = resolveSettings('generation', options);
+  const settings = resolveSettings('generate', options);
   const x0 = concat(classes.map((k) => sampleSeeds(seeds, kind, k, count, randomSeed, clf.inputShape)));
   const targets = Int32Array.from(classes.flatMap((k) => Array<number>(count).fill(k)));
-  return runBatched('generation', { ...options, classifier: clf }, settings, x0, targets);
+  return runBatched('generate', { ...options, classifier: clf }, settings, x0, targets);
 }

@@ -85,10 +85,10 @@ export async function inpaint(options: InpaintOptions): Promise<TaskResult> {
     is.integer('hole.height', hole.height, { min: 1, max: h - hole.y });
     mask = holeMask(hole, h, w);
   }
-  const settings = resolveSettings('inpainting', options);
+  const settings = resolveSettings('inpaint', options);
   if (options.penaltyWeight !== undefined) settings.penaltyWeight = is.finiteNumber('penaltyWeight', options.penaltyWeight, { min: 0 });
   const targets = options.label === undefined ? await clf.predict(image) : classList(clf, 'label', options.label, n);
   const x0 = fillHole(image, mask);
   const fullMask: ImageBatch = mask.shape[0] === n ? mask : { data: new Float32Array(n * h * w).map((_, i) => mask.data[i % (h * w)]!), shape: [n, 1, h, w] };
-  return runBatched('inpainting', { ...options, classifier: clf }, settings, x0, targets, { mask: fullMask, reference: x0 });
+  return runBatched('inpaint', { ...options, classifier: clf }, settings, x0, targets, { mask: fullMask, reference: x0 });
 }

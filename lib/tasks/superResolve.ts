@@ -45,7 +45,7 @@ export async function superResolve(options: SuperResolveOptions): Promise<TaskRe
   const image = checkBatch('image', options.image, { c, h, w });
   const factor = is.integer('factor', options.factor ?? (h >= 112 ? 8 : 4), { min: 1, max: Math.max(h, w) });
   const x0 = downUp(image, factor);
-  const settings = resolveSettings('superResolution', options);
+  const settings = resolveSettings('superResolve', options);
   const targets = options.label === undefined ? await clf.predict(x0) : classList(clf, 'label', options.label, image.shape[0]);
-  return runBatched('superResolution', { ...options, classifier: clf }, settings, x0, targets);
+  return runBatched('superResolve', { ...options, classifier: clf }, settings, x0, targets);
 }

@@ -21,5 +21,5 @@ export async function translate(options: TranslateOptions): Promise<TaskResult> 
   const [c, h, w] = clf.inputShape;
   const image = checkBatch('image', options.image, { c, h, w });
   const targets = classList(clf, 'to', options.to, image.shape[0]);
-  return runBatched('translation', { ...options, classifier: clf }, resolveSettings('translation', options), image, targets);
+  return runBatched('translate', { ...options, classifier: clf }, resolveSettings('translate', options), image, targets);
 }

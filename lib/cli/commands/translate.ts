@@ -1,0 +1,72 @@
+/**
+ * `robust-synth translate`: image-to-image translation toward a class (the library's
+ * translate()), of one file or a directory: resumable (outputs already in the manifest are
+ * skipped), atomic writes, unreadable files skipped and counted (exit code 1).
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { RobustSynthError } from '../../errors.js';
+import { translate } from '../../tasks/translate.js';
+import { concat, type ImageBatch } from '../../tensor.js';
+import * as is from '../../validate.js';
+import { required, type Command } from '../command.js';
+import { progressReporter } from '../progress.js';
+import { readTaskFlags, slug, TASK_OPTIONS, withModel } from '../task-command.js';
+
+const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
+
+export const translateCommand: Command = {
+  name: 'translate',
+  usage: '--image FILE|DIR --to CLASS [options]',
+  options: {
+    image: { type: 'string', value: 'FILE|DIR', description: 'a source image, or a directory of them (translated in batches, resumably)' },
+    to: { type: 'string', value: 'CLASS', description: 'the target class, a name or an index' },
+    ...TASK_OPTIONS,
+  },
+  async run(values) {
+    const src = required(values, 'image', 'a file or a directory');
+    const to = required(values, 'to', 'a class name or index');
+    const flags = readTaskFlags(values, 'out/translate');
+    if (flags.batch !== undefined) is.integer('batch', flags.batch, { min: 1, max: 1 << 20 });
+    if (!existsSync(src)) throw new RobustSynthError('ERR_BAD_IMAGE', `not found: ${src}`);
+    return withModel(flags, async (run) => {
+      const { clf, dir, manifest } = run;
+      const target = clf.classIndex(to, 'to');
+      const single = !statSync(src).isDirectory();
+      const files = single ? [src] : readdirSync(src).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(src, f));
+      const outName = (f: string) => `${basename(f, extname(f))}-to-${slug(clf.classes[target]!)}.png`;
+      const todo = files.filter((f) => !(manifest.has(outName(f)) && existsSync(join(dir, outName(f)))));
+      if (todo.length < files.length) console.error(`resuming: ${files.length - todo.length} of ${files.length} already done`);
+      const [, h, w] = clf.inputShape;
+      const batch = flags.batch ?? (h * w <= 64 * 64 ? 64 : 8);
+      const progress = progressReporter('translate');
+      let failed = 0;
+      let done = files.length - todo.length;
+      for (let start = 0; start < todo.length; start += batch) {
+        const chunk = todo.slice(start, start + batch);
+        const ok: string[] = [];
+        const imgs: ImageBatch[] = [];
+        for (const f of chunk) {
+          try {
+            imgs.push(await run.read(f));
+            ok.push(f);
+          } catch (e) {
+            if (single) throw e; // one file asked for: its error, not a batch summary
+            failed++;
+            console.error(`\nskipped ${f}: ${(e as Error).message}`);
+          }
+        }
+        if (!ok.length) continue;
+        const base = done;
+        const options = run.options({ update: (p) => progress.update({ ...p, done: base + p.done, images: files.length }), done: () => {} });
+        const r = await translate({ ...options, image: concat(imgs), to: target });
+        await run.writeResults(r, ok.map(outName), ok);
+        done += ok.length;
+      }
+      progress.done();
+      await run.contactSheet();
+      console.log(`translated ${todo.length - failed} image(s) to ${clf.classes[target]} in ${dir}${failed ? `; ${failed} skipped` : ''}`);
+      return failed ? 1 : 0;
+    });
+  },
+};

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/**
+ * The `robust-synth` command line: dispatch to one module per command (lib/cli/commands/),
+ * the top-level usage, and exit codes: 0 success, 1 failure (or some inputs skipped), 2 bad
+ * input (an invalid option, an unreadable image, an unknown command).
+ */
+import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand, type Command } from './command.js';
+
+export interface Entry {
+  name: string;
+  /** One line, in the top-level usage and atop the command's --help. */
+  summary: string;
+  /** Loaded on use, so that `setup` and `--help` need none of the others' dependencies. */
+  load: () => Promise<Command>;
+}
+
+/** Every command, in the order the usage lists them. */
+export const COMMANDS: readonly Entry[] = [
+  { name: 'demo', summary: 'every task on the embedded robust and standard models, as one HTML gallery', load: async () => (await import('./commands/demo.js')).demoCommand },
+  { name: 'generate', summary: 'class-conditional generation from seeds (uniform, normal or multivariate normal)', load: async () => (await import('./commands/generate.js')).generateCommand },
+  { name: 'inpaint', summary: 'fill a hole in an image so that it reads as its class', load: async () => (await import('./commands/inpaint.js')).inpaintCommand },
+  { name: 'super-resolve', summary: 'reduce an image, then restore it toward its class', load: async () => (await import('./commands/super-resolve.js')).superResolveCommand },
+  { name: 'translate', summary: 'turn images (a file or a directory) toward another class', load: async () => (await import('./commands/translate.js')).translateCommand },
+  { name: 'fit-seeds', summary: 'fit the seed statistics generate samples from, on an image folder or Fashion-MNIST', load: async () => (await import('./commands/fit-seeds.js')).fitSeedsCommand },
+  { name: 'eval', summary: "measure the study's claims on the embedded models with an independent judge", load: async () => (await import('./commands/eval.js')).evalCommand },
+  { name: 'serve', summary: 'a local web playground: pick a task, draw the hole, watch the image change', load: async () => (await import('./commands/serve.js')).serveCommand },
+  { name: 'models', summary: 'list the models robust-synth finds, with their cards', load: async () => (await import('./commands/models.js')).modelsCommand },
+  { name: 'setup', summary: 'find or download LibTorch; --check says what this machine has', load: async () => (await import('./commands/setup.js')).setupCommand },
+  { name: 'build', summary: 'compile the native addon from source for the LibTorch found', load: async () => (await import('./commands/build.js')).buildCommand },
+];
+
+const USAGE = `robust-synth: image synthesis with a single robust classifier
+
+Usage: robust-synth COMMAND [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(15)}${c.summary}`).join('\n')}
+
+robust-synth COMMAND --help lists a command's options.
+The embedded models are fashion-robust and fashion-standard (Fashion-MNIST, 28x28).`;
+
+/** 2 for bad input (ours, or node's argument parser's ERR_PARSE_ARGS_*), 1 for anything else. */
+export function exitCode(e: unknown): number {
+  const code = (e as { code?: unknown })?.code;
+  return code === 'ERR_BAD_INPUT' || code === 'ERR_BAD_IMAGE' || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) ? 2 : 1;
+}
+
+/** One line on stderr: the command, the message, the code. */
+export function reportError(command: string | undefined, e: unknown): void {
+  const err = e as { code?: unknown; message?: unknown; stack?: unknown };
+  const coded = typeof err?.code === 'string';
+  const message = String(err?.message ?? e).replace(/\s*\n\s*/g, ' ');
+  // An error without a code is a bug of ours: its stack says where.
+  const detail = coded || typeof err?.stack !== 'string' ? '' : `\n${err.stack}`;
+  console.error(`\nrobust-synth${command ? ` ${command}` : ''}: ${message}${coded ? ` [${String(err.code)}]` : ''}${detail}`);
+}
+
+/** Runs the command line `argv` (without node and the script); resolves with the exit code, having reported any error. */
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    console.error(USAGE);
+    return 1;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
+    const entry = COMMANDS.find((c) => c.name === rest[0]);
+    if (!entry) {
+      console.log(USAGE);
+      return 0;
+    }
+    return main([entry.name, '--help']);
+  }
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
+    console.error(`robust-synth: unknown command '${name}' [ERR_BAD_INPUT]\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await runCommand(await entry.load(), entry.summary, rest);
+  } catch (e) {
+    reportError(name, e);
+    return exitCode(e);
+  }
+}
+
+const invokedDirectly = process.argv[1] && realpathSync(process.argv[1]).replace(/\.ts$/, '.js').endsWith(join('lib', 'cli', 'index.js'));
+if (invokedDirectly) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      reportError(undefined, e);
+      process.exitCode = 1;
+    },
+  );
+}
