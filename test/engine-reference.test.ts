@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Classifier, type Constraint, type ImageBatch, type Shape4 } from '../lib/index.js';
-import { maxAbsDiff, python, tempDir } from './helpers.js';
+import { maxAbsDiff, python, REFERENCE_TOLERANCE, tempDir, TEST_DEVICE } from './helpers.js';
 
 interface Case {
   constraint: Constraint;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   python([join(import.meta.dirname, 'fixtures/reference_pgd.py'), dir]);
   fixture = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8'));
   x0 = { data: Float32Array.from(fixture.x0), shape: fixture.shape };
-  clf = await Classifier.load(join(dir, 'model.pt'), { device: 'cpu', inputShape: [3, 16, 16] });
+  clf = await Classifier.load(join(dir, 'model.pt'), { device: TEST_DEVICE, inputShape: [3, 16, 16] });
 });
 
 afterAll(async () => {
@@ -37,8 +37,8 @@ afterAll(async () => {
 describe('native PGD matches the Python reference', () => {
   it('forward: logits and features equal torch', async () => {
     const fwd = JSON.parse(readFileSync(join(dir, 'forward.json'), 'utf8'));
-    expect(maxAbsDiff((await clf.logits(x0)).data, fwd.logits)).toBeLessThanOrEqual(1e-5);
-    expect(maxAbsDiff((await clf.features(x0)).data, fwd.features)).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff((await clf.logits(x0)).data, fwd.logits)).toBeLessThanOrEqual(REFERENCE_TOLERANCE);
+    expect(maxAbsDiff((await clf.features(x0)).data, fwd.features)).toBeLessThanOrEqual(REFERENCE_TOLERANCE);
   });
 
   it('covers both constraints, useBest on and off, random start and the penalty', () => {
@@ -65,7 +65,7 @@ describe('native PGD matches the Python reference', () => {
     expect(r.images.shape).toEqual(fixture.shape);
     expect(r.stats.steps).toBe(c.iterations);
     const diff = maxAbsDiff(r.images.data, c.expected);
-    expect(diff).toBeLessThanOrEqual(1e-5);
+    expect(diff).toBeLessThanOrEqual(REFERENCE_TOLERANCE);
     // The run must have moved the images, or the comparison above proves nothing.
     expect(maxAbsDiff(r.images.data, x0.data)).toBeGreaterThan(c.constraint === 'inf' ? 0.05 : 0.1);
   });

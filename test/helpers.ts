@@ -2,11 +2,19 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ImageBatch, Shape4 } from '../lib/index.js';
+import type { Device, ImageBatch, Shape4 } from '../lib/index.js';
 import { rng } from '../lib/seeds.js';
 
 /** Debian's python with torch (the pyenv python on PATH has none). */
 export const PYTHON = process.env.RS_PYTHON ?? '/usr/bin/python3';
+
+/**
+ * The device the engine, reference and task tests run on: 'cpu' here, 'cuda' when
+ * scripts/gpu-check.sh runs them on a GPU machine (RS_TEST_DEVICE).
+ */
+export const TEST_DEVICE = (process.env.RS_TEST_DEVICE ?? 'cpu') as Device;
+/** How close a result must be to the CPU/Python reference: exact math on the CPU; on CUDA, cuDNN's algorithms (and TF32) differ in the last bits, which 20 steps amplify. */
+export const REFERENCE_TOLERANCE = TEST_DEVICE === 'cpu' ? 1e-5 : 1e-3;
 
 export function python(args: string[], timeout = 600_000): string {
   return execFileSync(PYTHON, args, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -6,7 +6,7 @@ import {
   Classifier, defaultHole, downUp, FASHION_28, generate, inpaint, readFashionMnist, REFERENCE_224, superResolve, translate, type ImageBatch,
 } from '../lib/index.js';
 import { slice } from '../lib/tensor.js';
-import { l2PerSample, python, tempDir } from './helpers.js';
+import { l2PerSample, python, tempDir, TEST_DEVICE } from './helpers.js';
 
 let robust: Classifier;
 const test = readFashionMnist('test', { limit: 200 });
@@ -14,7 +14,7 @@ const five: ImageBatch = slice(test.images, 0, 5);
 const fiveLabels = Array.from(test.labels.subarray(0, 5));
 
 beforeAll(async () => {
-  robust = await Classifier.load('fashion-robust', { device: 'cpu' });
+  robust = await Classifier.load('fashion-robust', { device: TEST_DEVICE });
 });
 afterAll(async () => {
   await robust?.dispose();
@@ -114,7 +114,7 @@ describe('on a 224x224 ResNet50 (random weights: shapes and settings only)', () 
   beforeAll(async () => {
     const dir = tempDir();
     python(['models/export_resnet50.py', '--random', '--arch', 'resnet18', '--out', join(dir, 'r.pt')]);
-    resnet = await Classifier.load(join(dir, 'r.pt'), { device: 'cpu' });
+    resnet = await Classifier.load(join(dir, 'r.pt'), { device: TEST_DEVICE });
   });
   afterAll(async () => {
     await resnet?.dispose();
