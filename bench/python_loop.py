@@ -7,7 +7,7 @@ The loop itself is the test suite's reference, test/fixtures/reference_pgd.py.
         --steps 10 --runs 3 --threads 2 [--x0 x0.f32 --targets t.i32] [--channels-last] [--freeze] [--bf16]
     /usr/bin/python3 bench/python_loop.py flops --model M.pt --shape 3,224,224
     /usr/bin/python3 bench/python_loop.py peak --threads 2
-    /usr/bin/python3 bench/python_loop.py load --threads 2 --seconds 60     # a co-runner
+    /usr/bin/python3 bench/python_loop.py load --threads 2 --seconds 60     # a co-runner (prints {"ready": true} when running)
 
 Prints one JSON object on stdout. Timings are wall-clock milliseconds:
   stepMs[r]: steady-state ms per step of run r (the steps only: from before the first
@@ -162,7 +162,9 @@ def run_peak(args):
 
 def run_load(args):
     """A co-runner: what another CPU-heavy job on the machine looks like (a 2-thread training
-    step is mostly oneDNN convolutions), for --seconds or until killed."""
+    step is mostly oneDNN convolutions), for --seconds or until killed. Prints {"ready": true}
+    once its first convolution is done (torch imported, the OpenMP team up), so that the bench
+    starts timing only then."""
     torch.set_num_threads(args.threads)
     x = torch.rand(16, 64, 56, 56)
     w = torch.rand(64, 64, 3, 3)
@@ -171,7 +173,10 @@ def run_load(args):
         while time.perf_counter() - t0 < args.seconds:
             F.conv2d(x, w, padding=1)
             n += 1
-    return {'convs': n}
+            if n == 1:
+                sys.stdout.write('{"ready": true}\n')
+                sys.stdout.flush()
+    return {'convs': n, 'threads': torch.get_num_threads()}
 
 
 def main(argv=None):

@@ -11,8 +11,14 @@
  *   --fashion-model M    the Fashion-MNIST classifier (default models/fashion-robust.pt, else fashion-standard.pt)
  *   --peak-gflops X      the fp32 peak of this machine (default: estimated from /proc/cpuinfo)
  *   --out DIR            where results.json, results.md and chart.png go (default bench/)
+ *   --no-tfjs            skip the TensorFlow.js peer (Fashion-MNIST batch 1 and 64)
+ *   --no-contended       skip the contended table
+ *   --contended-only     only the contended table: updates its part of results.json and results.md
+ *   --contended-load L   co-runners of the contended table: spin (a 1-thread busy loop), omp
+ *                        (2-thread PyTorch convolutions), or both: spin,omp (default)
  *
- * Every measurement runs in its own child process (bench/worker.ts, bench/python_loop.py).
+ * Every measurement runs in its own child process (bench/worker.ts, bench/tfjs-worker.ts,
+ * bench/python_loop.py).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +27,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import type { TfjsCompare, TfjsJob, TfjsResult } from './tfjs-worker.js';
 import type { WorkerJob, WorkerResult } from './worker.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,6 +46,10 @@ const { values: args } = parseArgs({
     'fashion-model': { type: 'string' },
     'peak-gflops': { type: 'string' },
     out: { type: 'string', default: BENCH },
+    'no-tfjs': { type: 'boolean', default: false },
+    'no-contended': { type: 'boolean', default: false },
+    'contended-only': { type: 'boolean', default: false },
+    'contended-load': { type: 'string', default: 'spin,omp' },
   },
   strict: true,
 });
@@ -63,6 +74,10 @@ interface Workload {
   /** Floor-lowering table in --quick mode too. */
   quickAblation: boolean;
   stepFlopsPerImage?: number;
+  /** The TensorFlow.js peer runs this many steps per round beside the native loop. */
+  tfjsSteps?: number;
+  /** In the contended table: steps per run, and whether the JS-driven session and logits() are timed too. */
+  contended?: { steps: number; extras: boolean };
 }
 
 function workloads(resnetPath: string): Workload[] {
@@ -71,13 +86,16 @@ function workloads(resnetPath: string): Workload[] {
   // Generation settings (lib/tasks/common.ts): ResNet50 eps 40 step 1; Fashion eps 8 step 0.5.
   const all: Workload[] = [
     { id: 'resnet50-b1', label: 'ResNet50 224, batch 1', model: resnetPath, inputShape: [3, 224, 224], batch: 1, eps: 40, step: 1,
-      steps: q ? 4 : 10, runs: q ? 4 : 6, floorReps: q ? 2 : 4, quickAblation: true },
+      steps: q ? 4 : 10, runs: q ? 4 : 6, floorReps: q ? 2 : 4, quickAblation: true, contended: { steps: q ? 3 : 6, extras: false } },
     { id: 'resnet50-b8', label: 'ResNet50 224, batch 8', model: resnetPath, inputShape: [3, 224, 224], batch: 8, eps: 40, step: 1,
       steps: q ? 2 : 4, runs: q ? 4 : 6, floorReps: q ? 1 : 2, quickAblation: false },
     { id: 'fashion-b1', label: 'Fashion-MNIST, batch 1', model: fashion, inputShape: [1, 28, 28], batch: 1, eps: 8, step: 0.5,
-      steps: q ? 100 : 300, runs: q ? 6 : 8, floorReps: q ? 50 : 150, quickAblation: true },
+      steps: q ? 100 : 300, runs: q ? 6 : 8, floorReps: q ? 50 : 150, quickAblation: true,
+      tfjsSteps: q ? 100 : 300, contended: { steps: q ? 50 : 150, extras: true } },
     { id: 'fashion-b64', label: 'Fashion-MNIST, batch 64', model: fashion, inputShape: [1, 28, 28], batch: 64, eps: 8, step: 0.5,
-      steps: q ? 20 : 60, runs: q ? 6 : 8, floorReps: q ? 10 : 30, quickAblation: true },
+      steps: q ? 20 : 60, runs: q ? 6 : 8, floorReps: q ? 10 : 30, quickAblation: true,
+      // TF.js's wasm backend takes ~0.6-1.2 s per step here (its input-gradient convolution is a plain loop): fewer steps.
+      tfjsSteps: q ? 4 : 10, contended: { steps: q ? 10 : 30, extras: false } },
     { id: 'fashion-b256', label: 'Fashion-MNIST, batch 256', model: fashion, inputShape: [1, 28, 28], batch: 256, eps: 8, step: 0.5,
       steps: q ? 6 : 20, runs: q ? 6 : 8, floorReps: q ? 3 : 10, quickAblation: false },
   ];
@@ -115,16 +133,86 @@ function blasEnv(which: string): NodeJS.ProcessEnv | undefined {
   return { LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 }
 
-/** Another CPU-heavy process on the machine, until killed (at most 10 minutes). */
-function startCorunner(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(PYTHON, [join(BENCH, 'python_loop.py'), 'load', '--threads', String(THREADS), '--seconds', '600'], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: 'ignore',
-  });
+/** CPU time (user + system, all threads) of a process so far, in ms; NaN when it cannot be read. */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+type LoadKind = 'spin' | 'omp';
+const LOAD_LABELS: Record<LoadKind, string> = {
+  spin: 'beside a 1-thread busy loop',
+  omp: `beside ${THREADS}-thread PyTorch convolutions`,
+};
+
+interface Corunner {
+  proc: ChildProcess;
+  /** Resolves once the co-runner computes (Python: its first convolution done). */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Another CPU-bound process on the machine, until stopped (at most 10 minutes): 'spin' is
+ * `node -e 'for(;;);'` (one thread that never sleeps), 'omp' is bench/python_loop.py load
+ * (LibTorch's OpenMP convolutions on THREADS threads, like a training job).
+ */
+function startLoad(kind: LoadKind, env: NodeJS.ProcessEnv = {}): Corunner {
+  const proc = kind === 'spin'
+    ? spawn(process.execPath, ['-e', 'process.stdout.write(\'{"ready": true}\\n\'); const t = Date.now(); while (Date.now() - t < 600e3);'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'],
+    })
+    : spawn(PYTHON, [join(BENCH, 'python_loop.py'), 'load', '--threads', String(THREADS), '--seconds', '600'], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
+  const ready = new Promise<void>((res, rej) => {
+    let buf = '';
+    const timer = setTimeout(() => rej(new Error(`the ${kind} co-runner did not start within 60 s`)), 60_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('"ready"')) {
+        clearTimeout(timer);
+        res();
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`the ${kind} co-runner exited (${code}) before it was ready`));
+    });
+  }).then(() => new Promise<void>((r) => setTimeout(r, 200))); // its threads up to speed
+  ready.catch(() => undefined);
+  return {
+    proc,
+    ready,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 async function worker(job: WorkerJob, env: NodeJS.ProcessEnv = {}): Promise<WorkerResult> {
   const out = await run(process.execPath, ['--import', 'tsx', join(BENCH, 'worker.ts'), JSON.stringify(job)], env);
   return lastJson<WorkerResult>(out);
+}
+
+async function tfjsWorker(job: TfjsJob, env: NodeJS.ProcessEnv = {}): Promise<TfjsResult> {
+  const out = await run(process.execPath, ['--import', 'tsx', join(BENCH, 'tfjs-worker.ts'), JSON.stringify(job)], env);
+  return lastJson<TfjsResult>(out);
+}
+
+/** Exports a TorchScript model for the TF.js peer (bench/export_tfjs_weights.py) into bench/out/. */
+async function exportForTfjs(w: Workload): Promise<string> {
+  const manifest = join(SCRATCH, `${basename(w.model, '.pt')}.tfjs.json`);
+  await run(PYTHON, [join(BENCH, 'export_tfjs_weights.py'), '--model', w.model, '--shape', w.inputShape.join(','), '--out', manifest]);
+  return manifest;
 }
 
 interface PythonResult {
@@ -267,9 +355,29 @@ interface Row {
   lag: WorkerResult['lag'];
   jsMatchesNative?: boolean;
   nativeVsPythonMaxDiff?: number;
+  /** The TensorFlow.js peer (bench/tfjs-worker.ts), one process per round. */
+  tfjs?: TfjsRow;
   preparation: WorkerResult['preparation'];
   blas: { native: string[]; python?: string[] };
   build: WorkerResult['build'];
+  loadMs: number;
+}
+
+interface TfjsRow {
+  steps: number;
+  /** TF.js with its own convolution gradients ('stock') and with them as XNNPACK forward convolutions ('forward-conv'). */
+  ms: Summary;
+  msFast: Summary;
+  /** The native loop on one thread, timed in the TF.js process right after TF.js. */
+  native1: Summary;
+  /** Medians of the per-round ratios in pairedRatios. */
+  ratios: { nativeOverTfjs: number; nativeOverTfjsFast: number; native1OverTfjsFast: number };
+  pairedRatios: { nativeOverTfjs: number[]; nativeOverTfjsFast: number[]; native1OverTfjsFast: number[] };
+  /** Native vs TF.js in the last round, same start, same steps (each loop's own result). */
+  compare: TfjsCompare;
+  backend: TfjsResult['backend'];
+  exportOps: Record<string, number>;
+  rssMb: number;
   loadMs: number;
 }
 
@@ -278,13 +386,17 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
   const nativeImages = join(SCRATCH, `${w.id}.native.f32`);
   const pythonImages = join(SCRATCH, `${w.id}.python.f32`);
   const withPython = !args['no-python'];
-  log(`[${w.id}] ${w.runs} rounds of ${w.steps} steps: native, JS-driven and floor${withPython ? ', then the Python loop (order alternating)' : ''} ...`);
+  const withTfjs = !args['no-tfjs'] && w.tfjsSteps !== undefined;
+  const manifest = withTfjs ? await exportForTfjs(w) : undefined;
+  log(`[${w.id}] ${w.runs} rounds of ${w.steps} steps: native, JS-driven and floor${withPython ? ', the Python loop' : ''}`
+    + `${withTfjs ? `, the TF.js peer (${w.tfjsSteps} steps)` : ''} (order alternating) ...`);
   // Rounds: each round is one native process (a native run, a JS-driven run and a floor run, back
   // to back) and one Python process, in alternating order. Every ratio is taken within a round
   // and the table shows the median over rounds, so a slow minute of a shared host moves both
   // sides of a ratio instead of one.
   const rs: WorkerResult[] = [];
   const pys: PythonResult[] = [];
+  const tfs: TfjsResult[] = [];
   let capability: string | undefined;
   for (let round = 0; round < w.runs; round++) {
     const native = async () => {
@@ -308,10 +420,18 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
         '--out-images', pythonImages, ...flags,
       ], pyEnv)));
     };
+    // The TF.js peer and, after it, the same loop in the native library on one thread (wasm runs
+    // on one) and the comparison of the results, all in one process.
+    const tfjs = async () => {
+      tfs.push(await tfjsWorker({
+        model: w.model, manifest: manifest!, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, eps: w.eps, step: w.step,
+        steps: w.tfjsSteps!, runs: 1, warmup: 2, compareNative: true, nativeThreads: 1, round,
+      }, env));
+    };
     // The first round runs native first: Python copies its preparation and kernels.
-    if (!withPython) await native();
-    else if (round % 2 === 0) { await native(); await python(); }
-    else { await python(); await native(); }
+    const order = [native, ...(withPython ? [python] : []), ...(withTfjs ? [tfjs] : [])];
+    if (round % 2 === 1) order.reverse();
+    for (const f of order) await f();
   }
   let diff: number | undefined;
   if (withPython) {
@@ -325,6 +445,25 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
   const jsMs = rs.map((r) => r.jsStepMs[0]!);
   const pyMs = pys.map((p) => p.stepMs[0]!);
   const native = summarize(nativeMs);
+  let tfjs: TfjsRow | undefined;
+  if (tfs.length) {
+    const tMs = tfs.map((t) => t.stepMs.stock![0]!);
+    const fMs = tfs.map((t) => t.stepMs['forward-conv']![0]!);
+    const n1Ms = tfs.map((t) => t.compare!.nativeStepMs[0]!);
+    const cmp = tfs.at(-1)!.compare!;
+    const paired = {
+      nativeOverTfjs: nativeMs.map((x, i) => x / tMs[i]!),
+      nativeOverTfjsFast: nativeMs.map((x, i) => x / fMs[i]!),
+      native1OverTfjsFast: n1Ms.map((x, i) => x / fMs[i]!),
+    };
+    tfjs = {
+      steps: w.tfjsSteps!, ms: summarize(tMs), msFast: summarize(fMs), native1: summarize(n1Ms),
+      ratios: { nativeOverTfjs: median(paired.nativeOverTfjs), nativeOverTfjsFast: median(paired.nativeOverTfjsFast), native1OverTfjsFast: median(paired.native1OverTfjsFast) },
+      pairedRatios: paired,
+      compare: cmp, backend: tfs[0]!.backend, exportOps: tfs[0]!.exportOps, rssMb: Math.max(...tfs.map((t) => t.maxRssKb)) / 1024,
+      loadMs: median(tfs.map((t) => t.loadMs)),
+    };
+  }
   const imageStepsPerSec = (1000 / native.medianMs) * w.batch;
   const paired = {
     nativeOverFloor: nativeMs.map((x, i) => x / floorMs[i]!),
@@ -351,6 +490,7 @@ async function measureWorkload(w: Workload, env: NodeJS.ProcessEnv): Promise<Row
     lag: last.lag,
     jsMatchesNative: rs.every((r) => r.jsMatchesNative),
     nativeVsPythonMaxDiff: diff,
+    tfjs,
     preparation: last.preparation,
     blas: { native: last.blas, python: pys.at(-1)?.blas },
     build: last.build,
@@ -430,9 +570,9 @@ async function ablation(ws: Workload[], defaultEnv: NodeJS.ProcessEnv): Promise<
       }
       log(`[${w.id}] floor: ${v.label} ...`);
       // Under contention a pass can be ~100x slower (spinning OpenMP threads): fewer repetitions.
-      const corunner = v.contended ? startCorunner(env) : undefined;
-      if (corunner) await new Promise((r) => setTimeout(r, 3000)); // let it import torch and start
+      const corunner = v.contended ? startLoad('omp', env) : undefined;
       try {
+        await corunner?.ready;
         const r = await worker({
           kind: 'floor', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile,
           threads: v.threads ?? THREADS, channelsLast: v.channelsLast, freeze: v.freeze, jit: v.jit, mkldnn: v.mkldnn,
@@ -451,11 +591,227 @@ async function ablation(ws: Workload[], defaultEnv: NodeJS.ProcessEnv): Promise<
       } catch (e) {
         table[v.id]![w.id] = { error: (e as Error).message.split('\n')[0]!.slice(0, 200) };
       } finally {
-        corunner?.kill();
+        await corunner?.stop();
       }
     }
   }
   return table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contended table: the same native workload on a quiet machine and beside another CPU-bound process
+
+type ContendedPath = 'native' | 'js' | 'logits';
+type Condition = 'idle' | LoadKind;
+
+interface ContendedCondition {
+  /** ms/step (logits: ms/call), one value per round; NaN where that round failed. */
+  native: number[];
+  js: number[];
+  logits: number[];
+  /** The worker's CPU time over wall time during its native run: the cores it kept busy. */
+  cpuPerWall: number[];
+  /** getThreads() in the worker. */
+  threads: number[];
+  /** The co-runner's CPU time over the worker's lifetime: the cores the co-runner got. */
+  loadCores: number[];
+}
+
+interface ContendedRow {
+  id: string;
+  label: string;
+  model: string;
+  batch: number;
+  steps: number;
+  extras: boolean;
+  conditions: Partial<Record<Condition, ContendedCondition>>;
+  /** loaded/idle: the median of the per-round ratios, and the ratios. */
+  ratios: Partial<Record<LoadKind, Partial<Record<ContendedPath, { median: number; rounds: number[] }>>>>;
+  errors: string[];
+}
+
+interface ContendedResults {
+  date: string;
+  quick: boolean;
+  machine: { cpu: string; cores: number; loadavgStart: number[]; loadavgEnd: number[] };
+  threadPolicy: string;
+  loads: LoadKind[];
+  rounds: number;
+  target: number;
+  rows: ContendedRow[];
+  seconds: number;
+}
+
+const CONTENDED_TARGET = 2.5;
+
+function contendedLoads(): LoadKind[] {
+  const loads = (args['contended-load'] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const l of loads) if (l !== 'spin' && l !== 'omp') throw new Error(`--contended-load ${l}: expected spin, omp or spin,omp`);
+  return [...new Set(loads)] as LoadKind[];
+}
+
+async function measureContended(ws: Workload[], env: NodeJS.ProcessEnv, m: ReturnType<typeof machine>): Promise<ContendedResults> {
+  const t0 = Date.now();
+  const loads = contendedLoads();
+  const rounds = QUICK ? 2 : 4;
+  // The library's own thread policy is what is measured, unless --threads says otherwise.
+  const threads = args.threads ? THREADS : undefined;
+  const rows: ContendedRow[] = [];
+  for (const w of ws.filter((x) => x.contended)) {
+    const c = w.contended!;
+    const { x0File, targetsFile } = writeInputs(w);
+    const conditions: Condition[] = ['idle', ...loads];
+    const row: ContendedRow = {
+      id: w.id, label: w.label, model: basename(w.model), batch: w.batch, steps: c.steps, extras: c.extras, conditions: {}, ratios: {}, errors: [],
+    };
+    for (const cond of conditions) {
+      row.conditions[cond] = { native: [], js: [], logits: [], cpuPerWall: [], threads: [], loadCores: [] };
+    }
+    log(`[${w.id}] contended: ${rounds} rounds of ${c.steps} steps, idle and ${loads.map((l) => LOAD_LABELS[l]).join(' and ')} (order alternating) ...`);
+    for (let round = 0; round < rounds; round++) {
+      // Paired rounds: every condition once per round, the order reversed every other round.
+      const order = round % 2 === 0 ? conditions : [...conditions].reverse();
+      for (const cond of order) {
+        const cell = row.conditions[cond]!;
+        const corunner = cond === 'idle' ? undefined : startLoad(cond, env);
+        try {
+          await corunner?.ready;
+          const cpu0 = processCpuMs(corunner?.proc.pid);
+          const tw = performance.now();
+          const r = await worker({
+            kind: 'contended', model: w.model, inputShape: w.inputShape, batch: w.batch, x0File, targetsFile, threads,
+            eps: w.eps, step: w.step, steps: c.steps, runs: 1, floorReps: 1, warmup: 2, extras: c.extras, logitsReps: c.steps, round, lag: false,
+          }, env);
+          const loadCores = corunner ? (processCpuMs(corunner.proc.pid) - cpu0) / (performance.now() - tw) : 0;
+          cell.native[round] = r.nativeStepMs[0] ?? NaN;
+          cell.js[round] = r.jsStepMs[0] ?? NaN;
+          cell.logits[round] = r.logitsMs?.[0] ?? NaN;
+          cell.cpuPerWall[round] = r.nativeCpuPerWall?.[0] ?? NaN;
+          cell.threads[round] = r.threads;
+          cell.loadCores[round] = loadCores;
+        } catch (e) {
+          row.errors.push(`${cond}, round ${round + 1}: ${(e as Error).message.split('\n')[0]!.slice(0, 200)}`);
+          for (const k of ['native', 'js', 'logits', 'cpuPerWall', 'threads', 'loadCores'] as const) cell[k][round] = NaN;
+        } finally {
+          if (corunner) {
+            await corunner.stop();
+            await new Promise((r) => setTimeout(r, 1000)); // the CPUs quiet again before the next measurement
+          }
+        }
+      }
+      const idle = row.conditions.idle!;
+      log(`[${w.id}] round ${round + 1}: native ms/step ${conditions.map((cond) => `${cond} ${f(row.conditions[cond]!.native[round], 2)}`).join(', ')}`
+        + ` (idle ${f(idle.cpuPerWall[round], 1)} cores)`);
+    }
+    for (const l of loads) {
+      const loaded = row.conditions[l]!;
+      const idle = row.conditions.idle!;
+      const paths: ContendedPath[] = c.extras ? ['native', 'js', 'logits'] : ['native'];
+      row.ratios[l] = {};
+      for (const p of paths) {
+        const rs = loaded[p].map((x, i) => x / idle[p][i]!).filter(Number.isFinite);
+        row.ratios[l]![p] = { median: median(rs), rounds: rs };
+      }
+    }
+    rows.push(row);
+  }
+  return {
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    quick: QUICK,
+    machine: { cpu: m.cpu, cores: m.cores, loadavgStart: m.loadavgStart, loadavgEnd: loadavg() },
+    threadPolicy: threads ? `--threads ${threads}` : "the library's default",
+    loads,
+    rounds,
+    target: CONTENDED_TARGET,
+    rows,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+const CONTENDED_START = '<!-- contended:start -->';
+const CONTENDED_END = '<!-- contended:end -->';
+
+function contendedMarkdown(c: ContendedResults): string {
+  const lines: string[] = [CONTENDED_START, '', '### Contention: the same loop on a quiet machine and beside another CPU-bound process', ''];
+  const medianOf = (xs: number[]) => median(xs.filter(Number.isFinite));
+  const cellMs = (xs: number[] | undefined) => {
+    const v = (xs ?? []).filter(Number.isFinite);
+    return v.length ? ms(summarize(v)) : '—';
+  };
+  lines.push(`Measured ${c.date} on ${c.machine.cpu} (${c.machine.cores} cores), ${c.rounds} paired rounds${c.quick ? ' (--quick)' : ''}, `
+    + `thread policy: ${c.threadPolicy}. Load average at start: ${c.machine.loadavgStart.map((x) => x.toFixed(2)).join(' ')}. `
+    + `Target: loaded/idle ≤ ${c.target}.`);
+  lines.push('');
+  const head = ['workload', 'idle'];
+  for (const l of c.loads) head.push(LOAD_LABELS[l], 'loaded/idle');
+  const condNames = `idle${c.loads.map((l) => ` / ${l}`).join('')}`;
+  head.push(`threads (${condNames}); cores the loop used (${condNames})`, `cores the co-runner got: ${c.loads.join(' / ')}`);
+  lines.push(`| ${head.join(' | ')} |`);
+  lines.push(`|${head.map(() => '---').join('|')}|`);
+  const names: Record<ContendedPath, string> = { native: 'native pgd, ms/step', js: 'JS-driven session, ms/step', logits: 'logits(), ms/call' };
+  for (const r of c.rows) {
+    const paths: ContendedPath[] = r.extras ? ['native', 'js', 'logits'] : ['native'];
+    for (const p of paths) {
+      const cells = [`${r.label}: ${names[p]}`, cellMs(r.conditions.idle?.[p])];
+      for (const l of c.loads) {
+        const ratio = r.ratios[l]?.[p];
+        const ok = ratio && Number.isFinite(ratio.median) ? (ratio.median <= c.target ? ' ✓' : ' ✗') : '';
+        cells.push(cellMs(r.conditions[l]?.[p]), ratio ? `${pairedRatio(ratio.median, ratio.rounds)}${ok}` : '—');
+      }
+      if (p === 'native') {
+        const conds = ['idle', ...c.loads] as Condition[];
+        const thr = conds.map((cond) => [...new Set((r.conditions[cond]?.threads ?? []).filter(Number.isFinite))].join(',') || '?').join(' / ');
+        const used = conds.map((cond) => f(medianOf(r.conditions[cond]?.cpuPerWall ?? []), 1)).join(' / ');
+        cells.push(`${thr}; ${used}`, c.loads.map((l) => f(medianOf(r.conditions[l]?.loadCores ?? []), 1)).join(' / '));
+      } else {
+        cells.push('', '');
+      }
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  lines.push('');
+  lines.push(`Each round runs one worker process per condition (idle, then ${c.loads.join(', ')}; the order reversed every other round), each with a fresh `
+    + 'co-runner that the bench starts before the worker (and waits until it computes) and kills after it: '
+    + '`spin` is a Node.js busy loop on one thread; `omp` is `bench/python_loop.py load` (LibTorch OpenMP convolutions on '
+    + `${THREADS} threads, like a training job). The worker loads the model with ${c.threadPolicy === "the library's default" ? "the library's own thread policy (no setThreads call)" : c.threadPolicy}, `
+    + 'warms up (2 floor passes, a 2-step run) and times one run of each path. ms/step: median over rounds (± half the min-max range); '
+    + 'loaded/idle: the median of the per-round ratios (their range in brackets). Threads: `getThreads()` after the native run; '
+    + 'cores used: the worker\'s CPU time over wall time during the native run; cores the co-runner got: its CPU time over the worker\'s lifetime.');
+  const errs = c.rows.flatMap((r) => r.errors.map((e) => `${r.id}: ${e}`));
+  if (errs.length) {
+    lines.push('');
+    lines.push(`Failed measurements: ${errs.join('; ')}.`);
+  }
+  lines.push('', CONTENDED_END, '');
+  return lines.join('\n');
+}
+
+/** --contended-only: replaces the contended part of an existing results.json / results.md (or starts them). */
+function writeContendedOnly(outDir: string, c: ContendedResults): void {
+  const jsonPath = join(outDir, 'results.json');
+  let results: Record<string, unknown> = {};
+  if (existsSync(jsonPath)) {
+    try {
+      results = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown>;
+    } catch {
+      results = {};
+    }
+  }
+  results.contended = c;
+  writeFileSync(jsonPath, JSON.stringify(results, null, 2) + '\n');
+  const mdPath = join(outDir, 'results.md');
+  const md = contendedMarkdown(c);
+  const old = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
+  const start = old.indexOf(CONTENDED_START);
+  const end = old.indexOf(CONTENDED_END);
+  let next: string;
+  if (start >= 0 && end > start) {
+    const after = old.slice(end + CONTENDED_END.length).replace(/^\n+/, '');
+    next = old.slice(0, start) + md + (after ? `\n${after}` : '');
+  } else {
+    next = old ? `${old.replace(/\n*$/, '\n\n')}${md}` : md;
+  }
+  writeFileSync(mdPath, next);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,6 +858,33 @@ function markdown(m: ReturnType<typeof machine>, rows: Row[], abl: Record<string
     lines.push(`Model preparation (library defaults): channels-last ${prep.channelsLast ? 'on' : 'off'}, freeze ${prep.freeze ? 'on' : 'off'}; Python ran with the same preparation and the same ATen kernels (${rows[0]?.build.cpuCapability ?? '?'}). `
       + `Results: JS-driven = native bit for bit in ${rows.filter((r) => r.jsMatchesNative).length}/${rows.length} workloads; native vs Python max abs difference of the final images: `
       + rows.map((r) => `${r.workload.id} ${r.nativeVsPythonMaxDiff === undefined ? '—' : r.nativeVsPythonMaxDiff.toExponential(1)}`).join(', ') + '.');
+  }
+  const tf = rows.filter((r) => r.tfjs);
+  if (tf.length) {
+    const b0 = tf[0]!.tfjs!.backend;
+    lines.push('');
+    lines.push(`### TensorFlow.js peer: the same classifier and PGD loop in TF.js ${b0.version} (${b0.backend} backend${b0.simd ? ', SIMD' : ''}, ${b0.threads === 1 ? '1 thread' : 'multi-threaded'})`);
+    lines.push('');
+    lines.push(`| workload | native ms/step (${THREADS} threads) | TF.js ms/step | native/TF.js | TF.js, conv gradients as forward convs | native/that | `
+      + 'native on 1 thread | native 1-thread/that | same predictions | max abs image diff (steps) | logits max diff at x0 | peak RSS TF.js |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of tf) {
+      const t = r.tfjs!;
+      lines.push(`| ${r.workload.label} | ${ms(r.native)} | ${ms(t.ms)} | ${pairedRatio(t.ratios.nativeOverTfjs, t.pairedRatios.nativeOverTfjs)} | `
+        + `${ms(t.msFast)} | ${pairedRatio(t.ratios.nativeOverTfjsFast, t.pairedRatios.nativeOverTfjsFast)} | ${ms(t.native1)} | `
+        + `${pairedRatio(t.ratios.native1OverTfjsFast, t.pairedRatios.native1OverTfjsFast)} | ${f(t.compare.predictionsAgree * 100, 0)}% | `
+        + `${t.compare.imagesMaxDiff.toExponential(1)} (${t.compare.steps}) | ${t.compare.logitsMaxDiff.toExponential(1)} | ${f(t.rssMb, 0)} MB |`);
+    }
+    lines.push('');
+    lines.push('The classifier is exported from its TorchScript file at bench time (`bench/export_tfjs_weights.py`: the frozen graph, op by op, weights to NHWC) and runs as '
+      + 'TF.js ops; the loop is the same (targeted, cross-entropy, L2 step and projection, clamp, useBest) from the same start. One TF.js process per round, in the '
+      + 'same paired rounds as the native process (order alternating); TF.js runs fewer steps where its steps are slow, so the ratios compare ms per step (< 1: native is faster). '
+      + '"TF.js ms/step": `tf.grad` with TF.js\'s own gradients, whose convolution input gradient (Conv2DBackpropInput) is a plain loop in the wasm backend, 60-85 % of a step; '
+      + '"conv gradients as forward convs": the same gradient written with `tf.customGrad` as a forward convolution of the stride-dilated output gradient with the '
+      + `flipped kernel, which XNNPACK runs (the same values: the two TF.js results differ by ${rows.filter((r) => r.tfjs).map((r) => { const d = r.tfjs!.compare.convGradsMaxDiff; return d === undefined ? '—' : d === 0 ? '0' : d.toExponential(1); }).join(', ')}). `
+      + '"native on 1 thread": the native loop timed in the TF.js process right after TF.js, on one thread as the wasm backend runs in Node.js. Results are compared '
+      + 'after the TF.js step count (each loop\'s useBest result, last round); a long trajectory amplifies ulp-level differences, so a max abs image difference '
+      + 'near 1 after hundreds of steps with the same predictions means diverged paths, not a different loop.');
   }
   const families = [...new Set(rows.map((r) => r.workload.model))];
   const batching = families.map((fam) => {
@@ -636,6 +1019,15 @@ async function main(): Promise<void> {
   if (m.loadavgStart[0]! > 0.5 * m.cores) {
     log(`warning: load average ${m.loadavgStart[0]!.toFixed(2)} on ${m.cores} cores: other processes are running, timings will be noisy`);
   }
+  contendedLoads(); // check the option before anything runs
+  if (args['contended-only']) {
+    const needResnet = workloads('').some((w) => w.contended && w.id.startsWith('resnet'));
+    const ws = workloads(needResnet ? await ensureResnet() : '');
+    const cont = await measureContended(ws, defaultEnv, m);
+    writeContendedOnly(outDir, cont);
+    process.stdout.write(`\n${contendedMarkdown(cont)}\nwrote the contended part of ${join(outDir, 'results.json')} and results.md in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+    return;
+  }
   const resnet = await ensureResnet();
   const ws = workloads(resnet);
   const flopsCache = new Map<string, number>();
@@ -650,11 +1042,12 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const w of ws) rows.push(await measureWorkload(w, defaultEnv));
   const abl = args['no-ablation'] ? undefined : await ablation(ws.filter((w) => !QUICK || w.quickAblation), defaultEnv);
+  const cont = args['no-contended'] ? undefined : await measureContended(ws, defaultEnv, m);
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
-  const md = markdown(m, rows, abl, peaks, date);
+  const md = markdown(m, rows, abl, peaks, date) + (cont ? `\n${contendedMarkdown(cont)}` : '');
   const results = {
     date, quick: QUICK, threads: THREADS, blas: args.blas, machine: { ...m, loadavgEnd: loadavg() }, peaks, workloads: rows, floorLowering: abl,
-    seconds: (Date.now() - t0) / 1000,
+    contended: cont, seconds: (Date.now() - t0) / 1000,
   };
   writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(outDir, 'results.md'), md);

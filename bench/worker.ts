@@ -5,6 +5,9 @@
  *
  *   kind 'workload': native pgd, the JS-driven session loop and the floor, interleaved run by run
  *   kind 'floor':    the floor alone (the floor-lowering table), optionally with the bf16 check
+ *   kind 'contended': native pgd (and, with `extras`, the JS-driven session and plain logits)
+ *                    with the library's own thread policy unless `threads` is given: run once
+ *                    on a quiet machine and once beside a CPU-bound process (the contended table)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadBinding } from '../binding/index.js';
@@ -12,13 +15,14 @@ import { Classifier, getThreads, setJitExecutor, setThreads, type JitExecutor } 
 import type { ImageBatch, Shape4 } from '../lib/tensor.js';
 
 export interface WorkerJob {
-  kind: 'workload' | 'floor';
+  kind: 'workload' | 'floor' | 'contended';
   model: string;
   inputShape: [number, number, number];
   batch: number;
   x0File: string;
   targetsFile: string;
-  threads: number;
+  /** Intra-op threads; 'contended' only: undefined leaves the library's default policy in charge. */
+  threads?: number;
   /** undefined: the library's defaults. */
   channelsLast?: boolean;
   freeze?: boolean;
@@ -39,12 +43,20 @@ export interface WorkerJob {
   lag?: boolean;
   /** 'workload': the round this process is (run.ts starts one per round); native goes first in even ones. */
   round?: number;
+  /** 'contended': also time the JS-driven session and plain logits calls. */
+  extras?: boolean;
+  /** 'contended': logits calls per run (timed one by one, the mean counts). */
+  logitsReps?: number;
 }
 
 export interface WorkerResult {
   nativeStepMs: number[];
   nativeEndToEndMs: number[];
   jsStepMs: number[];
+  /** 'contended' with extras: mean ms per `logits()` call, per run. */
+  logitsMs?: number[];
+  /** 'contended': CPU time of this process over wall time during each native run (how many cores it kept busy). */
+  nativeCpuPerWall?: number[];
   floorMs: number[];
   /** Mean floor of each run (the native and JS figures are per-run means too). */
   floorRunMs: number[];
@@ -104,7 +116,7 @@ async function main(): Promise<void> {
   const binding = loadBinding();
   if (job.jit) setJitExecutor(job.jit);
   if (job.mkldnn === false) binding.setMkldnn(false);
-  setThreads(job.threads);
+  if (job.threads !== undefined) setThreads(job.threads);
   const t0 = performance.now();
   const clf = await Classifier.load(job.model, {
     device: 'cpu', inputShape: job.inputShape, verifyChecksum: false, channelsLast: job.channelsLast, freeze: job.freeze,
@@ -116,7 +128,13 @@ async function main(): Promise<void> {
 
   const tw = performance.now();
   await clf.floor(x0, targets, Math.max(1, job.warmup), bf16);
-  if (job.kind === 'workload') await clf.pgd({ ...opts, iterations: Math.max(1, job.warmup) });
+  if (job.kind !== 'floor') await clf.pgd({ ...opts, iterations: Math.max(1, job.warmup) });
+  if (job.kind === 'contended' && job.extras) {
+    const s = await clf.session({ ...opts, iterations: Math.max(1, job.warmup) });
+    for (let i = 0; i < Math.max(1, job.warmup); i++) await s.step();
+    await s.finish();
+    for (let i = 0; i < Math.max(1, job.warmup); i++) await clf.logits(x0);
+  }
   const warmupMs = performance.now() - tw;
   // Let the process's own start-up work (V8's background compilation and GC threads) finish
   // before anything is timed: on 2 cores it competes with the compute threads.
@@ -202,6 +220,41 @@ async function main(): Promise<void> {
     }
     if (nativeImages && jsImages) out.jsMatchesNative = nativeImages.every((v, i) => v === jsImages![i]);
     if (job.outImages && nativeImages) writeFileSync(job.outImages, Buffer.from(nativeImages.buffer, nativeImages.byteOffset, nativeImages.byteLength));
+  } else if (job.kind === 'contended') {
+    out.logitsMs = [];
+    out.nativeCpuPerWall = [];
+    const native = async () => {
+      let at = -1;
+      const c0 = process.cpuUsage();
+      const w0 = performance.now();
+      await clf.pgd({ ...opts, iterations: job.steps, progressEvery: job.steps, onProgress: (p) => { at = p.elapsedMs; } });
+      const c = process.cpuUsage(c0);
+      out.nativeCpuPerWall!.push((c.user + c.system) / 1000 / (performance.now() - w0));
+      // The count the compute thread ran with at the end (the default policy re-reads the load
+      // before each job and every 250 ms).
+      out.threads = getThreads();
+      for (let i = 0; i < 100 && at < 0; i++) await tick();
+      out.nativeStepMs.push(at / job.steps);
+    };
+    const jsDriven = async () => {
+      const s = await clf.session({ ...opts, iterations: job.steps });
+      const tj = performance.now();
+      for (let i = 0; i < job.steps; i++) await s.step();
+      out.jsStepMs.push((performance.now() - tj) / job.steps);
+      await s.finish();
+    };
+    const logits = async () => {
+      const reps = job.logitsReps ?? job.steps;
+      const tl = performance.now();
+      for (let i = 0; i < reps; i++) await clf.logits(x0);
+      out.logitsMs!.push((performance.now() - tl) / reps);
+    };
+    for (let r = 0; r < job.runs; r++) {
+      const order = job.extras ? [native, jsDriven, logits] : [native];
+      // Whichever goes first in a process runs slower: take turns.
+      if (((job.round ?? 0) + r) % 2 === 1) order.reverse();
+      for (const f of order) await f();
+    }
   } else {
     for (let r = 0; r < job.runs; r++) await floorRun();
     if (job.bf16Check) {

@@ -42,7 +42,9 @@ describe('bench harness', () => {
     expect(r.nativeStepMs.every((x) => x > 0 && x < 10_000)).toBe(true);
     expect(r.jsMatchesNative).toBe(true);
     expect(r.maxRssKb).toBeGreaterThan(10_000);
-    expect(r.lag.samples).toBeGreaterThanOrEqual(0);
+    // The 10 ms timer kept firing through the ~1 s native run: the event loop was free.
+    expect(r.lagRunMs).toBeGreaterThan(100);
+    expect(r.lag.samples).toBeGreaterThanOrEqual(Math.floor(r.lagRunMs! / 10 / 2));
     expect(r.threads).toBe(2);
     expect(r.preparation).toEqual({ channelsLast: true, freeze: true });
 
@@ -65,6 +67,28 @@ describe('bench harness', () => {
     const x0 = floats(x0File);
     expect(a.some((v, i) => Math.abs(v - x0[i]!) > 0.01)).toBe(true);
   }, 180_000);
+
+  it("worker 'contended': native, JS-driven and logits timings with the library's own thread policy", () => {
+    const job = {
+      kind: 'contended', model: MODEL, inputShape: [1, 28, 28], batch: 4, x0File, targetsFile,
+      eps: 8, step: 0.5, steps: 3, runs: 1, floorReps: 1, warmup: 1, extras: true, logitsReps: 3, lag: false,
+    };
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/worker.ts', JSON.stringify(job)], { encoding: 'utf8', timeout: 120_000 });
+    const r = JSON.parse(out.trim().split('\n').at(-1)!) as WorkerResult;
+    expect(r.nativeStepMs).toHaveLength(1);
+    expect(r.jsStepMs).toHaveLength(1);
+    expect(r.logitsMs).toHaveLength(1);
+    expect(r.nativeCpuPerWall).toHaveLength(1);
+    expect([...r.nativeStepMs, ...r.jsStepMs, ...r.logitsMs!].every((x) => x > 0 && x < 10_000)).toBe(true);
+    expect(r.floorRunMs).toHaveLength(0);
+    expect(r.threads).toBeGreaterThanOrEqual(1);
+  }, 180_000);
+
+  it('python_loop.py load: a co-runner that says when it computes', () => {
+    const lines = python(['bench/python_loop.py', 'load', '--threads', '1', '--seconds', '0.5']).trim().split('\n');
+    expect(JSON.parse(lines[0]!)).toEqual({ ready: true });
+    expect(JSON.parse(lines.at(-1)!).convs).toBeGreaterThan(0);
+  });
 
   it('python_loop.py flops: twice the forward convolution and linear FLOPs', () => {
     const r = JSON.parse(python(['bench/python_loop.py', 'flops', '--model', MODEL, '--shape', '1,28,28']).trim());

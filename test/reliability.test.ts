@@ -73,7 +73,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await clf?.dispose();
-  console.log(`reliability: ${tried} bad inputs tried, 0 crashes (the process is still here)`);
 });
 
 describe('bad input: a coded error, and the process lives on', () => {
@@ -537,5 +536,18 @@ describe('the process ends cleanly', () => {
     expect(m.map((e) => e.file).sort()).toEqual(outputs().sort());
     expect(m).toHaveLength(6);
     expect(readdirSync(out).filter((f) => f.includes('.partial'))).toEqual([]);
+  });
+});
+
+// Last in the file (vitest runs a file's tests in order): every bad input above was tried in this
+// process, which is still here, and its classifier still computes the same logits.
+describe('after every bad input', () => {
+  it('the process and its classifier are intact', async () => {
+    expect(tried).toBeGreaterThanOrEqual(400);
+    const fresh = await Classifier.load(MODEL, { device: 'cpu' });
+    const x = randomBatch([2, 1, 28, 28], 11);
+    expect(Array.from((await clf.logits(x)).data)).toEqual(Array.from((await fresh.logits(x)).data));
+    await fresh.dispose();
+    console.log(`reliability: ${tried} bad inputs tried, the process and its classifier intact`);
   });
 });
