@@ -1,0 +1,160 @@
+/**
+ * One playground job: the library task it names, run on a loaded classifier with live
+ * previews, and its outputs as the CLI writes them (PNGs at the model's resolution, a
+ * manifest.json of the same shape, a contact sheet), kept in memory.
+ */
+import type { Classifier } from '../classifier.js';
+import { RobustSynthError } from '../errors.js';
+import { gridPng, encodePng } from '../images.js';
+import type { SeedKind } from '../seeds.js';
+import type { CommonTaskOptions, TaskName, TaskProgress, TaskResult } from '../tasks/common.js';
+import { generate } from '../tasks/generate.js';
+import { inpaint } from '../tasks/inpaint.js';
+import { superResolve } from '../tasks/superResolve.js';
+import { translate } from '../tasks/translate.js';
+import type { ImageBatch } from '../tensor.js';
+import { withPreviews, type Preview } from './previews.js';
+
+export type Source = { kind: 'example'; index: number } | { kind: 'upload'; id: string };
+
+/** The tasks the playground offers. */
+export type PlaygroundTask = Extract<TaskName, 'generate' | 'inpaint' | 'superResolve' | 'translate'>;
+export const PLAYGROUND_TASKS: readonly PlaygroundTask[] = ['generate', 'inpaint', 'superResolve', 'translate'];
+
+/** A job as the server accepted it (checked in server.ts). */
+export interface JobSpec {
+  model: string;
+  task: PlaygroundTask;
+  /** generate: the class to make; translate: the target; inpaint, superResolve: the label (undefined: the model's prediction). */
+  classIndex?: number;
+  /** generate */
+  seed: SeedKind;
+  randomSeed: number;
+  count: number;
+  /** inpaint, superResolve, translate */
+  source?: Source;
+  /** inpaint: 1 on the hole, one byte per model pixel (h * w); undefined: the default hole. */
+  mask?: Uint8Array;
+  /** superResolve */
+  factor?: number;
+  iterations?: number;
+  eps?: number;
+  step?: number;
+  /** Previews per run besides the start (previews.ts). */
+  previews: number;
+}
+
+/** One manifest.json entry, as the CLI's task commands write them. */
+export interface ManifestEntry {
+  file: string;
+  task: string;
+  source: string;
+  target: { index: number; name: string };
+  loss: number;
+  predicted: { index: number; name: string };
+  settings: Record<string, unknown>;
+}
+
+export interface JobOutput {
+  /** PNGs, contact-sheet.png, then manifest.json. */
+  files: Array<{ name: string; type: string; data: Buffer }>;
+  entries: ManifestEntry[];
+  ms: number;
+  steps: number;
+}
+
+export interface JobHooks {
+  signal: AbortSignal;
+  onProgress: (p: TaskProgress) => void;
+  onPreview: (p: Preview) => void | Promise<void>;
+  /** The job's source image at the model's input shape, and a name for its files. */
+  source?: { image: ImageBatch; name: string };
+}
+
+export function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'image';
+}
+
+function maskBatch(mask: Uint8Array | undefined, h: number, w: number): ImageBatch | undefined {
+  if (!mask || !mask.some((v) => v !== 0)) return undefined;
+  return { data: Float32Array.from(mask, (v) => (v ? 1 : 0)), shape: [1, 1, h, w] };
+}
+
+export async function runJob(spec: JobSpec, clf: Classifier, hooks: JobHooks): Promise<JobOutput> {
+  const [, h, w] = clf.inputShape;
+  const classifier = withPreviews(clf, { previews: spec.previews, onPreview: hooks.onPreview });
+  const common: CommonTaskOptions = {
+    classifier,
+    iterations: spec.iterations,
+    eps: spec.eps,
+    step: spec.step,
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+  };
+  const image = hooks.source?.image;
+  const stem = slug(hooks.source?.name ?? 'image');
+  const need = (): ImageBatch => {
+    if (!image) throw new Error(`${spec.task} needs a source image`);
+    return image;
+  };
+  let r: TaskResult;
+  /** File names of the results, of the starts (when worth saving), and each result's source. */
+  let names: string[];
+  let startNames: string[] = [];
+  let sources: string[];
+  let sheet: ImageBatch[];
+  switch (spec.task) {
+    case 'generate': {
+      r = await generate({ ...common, classes: [spec.classIndex!], count: spec.count, seed: spec.seed, randomSeed: spec.randomSeed });
+      const base = `${slug(clf.classes[spec.classIndex!]!)}-${spec.seed}`;
+      names = Array.from(r.targets, (_, i) => `${base}-${i}.png`);
+      startNames = names.map((n) => n.replace(/\.png$/, '-seed.png'));
+      sources = names.map(() => `seed:${spec.seed}:${spec.randomSeed}`);
+      sheet = [r.starts, r.images];
+      break;
+    }
+    case 'inpaint': {
+      r = await inpaint({ ...common, image: need(), mask: maskBatch(spec.mask, h, w), label: spec.classIndex });
+      names = [`${stem}-inpainted.png`];
+      startNames = [`${stem}-masked.png`];
+      sources = [hooks.source!.name];
+      sheet = [need(), r.starts, r.images];
+      break;
+    }
+    case 'superResolve': {
+      r = await superResolve({ ...common, image: need(), factor: spec.factor, label: spec.classIndex });
+      names = [`${stem}-super-resolved.png`];
+      startNames = [`${stem}-lowres.png`];
+      sources = [hooks.source!.name];
+      sheet = [r.starts, r.images, need()];
+      break;
+    }
+    case 'translate': {
+      r = await translate({ ...common, image: need(), to: spec.classIndex! });
+      names = [`${stem}-to-${slug(clf.classes[spec.classIndex!]!)}.png`];
+      sources = [hooks.source!.name];
+      sheet = [need(), r.images];
+      break;
+    }
+    default:
+      throw new RobustSynthError('ERR_BAD_INPUT', `the playground does not run ${String(spec.task)}`);
+  }
+  const files: JobOutput['files'] = [];
+  const entries: ManifestEntry[] = [];
+  for (let i = 0; i < names.length; i++) {
+    files.push({ name: names[i]!, type: 'image/png', data: await encodePng(r.images, i) });
+    entries.push({
+      file: names[i]!,
+      task: r.task,
+      source: sources[i]!,
+      target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
+      loss: r.losses[i]!,
+      predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
+      settings: { ...r.settings, model: spec.model },
+    });
+  }
+  for (let i = 0; i < startNames.length; i++) files.push({ name: startNames[i]!, type: 'image/png', data: await encodePng(r.starts, i) });
+  files.push({ name: 'contact-sheet.png', type: 'image/png', data: await gridPng(sheet) });
+  files.push({ name: 'manifest.json', type: 'application/json', data: Buffer.from(JSON.stringify({ entries }, null, 2) + '\n') });
+  return { files, entries, ms: r.stats.ms, steps: r.stats.steps };
+}
