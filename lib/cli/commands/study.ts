@@ -1,0 +1,106 @@
+/**
+ * `robust-synth study`: the study at 224x224 from two checkpoints and an Imagenette folder
+ * (lib/study's runStudy()): generation, inpainting, super-resolution and translation by a robust
+ * and a standard ResNet50, judged, measured, and put on one HTML page. Resumable by parts.
+ */
+import { resolve } from 'node:path';
+import { setThreads, type Device } from '../../classifier.js';
+import * as is from '../../validate.js';
+import { checkOutDir, numberFlag, required, type Command } from '../command.js';
+
+/** "1h02m", "4m05s", "12s". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (h) return `${h}h${String(m).padStart(2, '0')}m`;
+  if (m) return `${m}m${String(sec).padStart(2, '0')}s`;
+  return `${sec}s`;
+}
+
+export const studyCommand: Command = {
+  name: 'study',
+  usage: '--robust R.pt --standard S.pt --data DIR [--judge J.pt] [--quick] [--device D] [--out DIR]',
+  options: {
+    robust: { type: 'string', value: 'PATH', description: 'the robust ResNet50 (exported by models/export_resnet50.py --madry; models/README.md)' },
+    standard: { type: 'string', value: 'PATH', description: 'the standard ResNet50 (exported with --torchvision)' },
+    data: { type: 'string', value: 'DIR', description: "Imagenette: DIR/train/<wnid>/ and DIR/val/<wnid>/ (as imagenette2.tgz unpacks), or DIR/<wnid>/ (split deterministically)" },
+    judge: { type: 'string', value: 'PATH', description: "a third classifier that judges every image (default: each model judges the other's)" },
+    quick: { type: 'boolean', default: false, description: 'about 10 minutes on a 2-core CPU: fewer images and PGD steps (stated on the page)' },
+    device: { type: 'string', default: 'auto', value: 'cpu|cuda|cuda:N|auto', description: 'where to compute' },
+    out: { type: 'string', default: 'robust-synth-study', value: 'DIR', description: 'where report.html, report.json, report.md, parts/ and the seed file go' },
+    batch: { type: 'string', value: 'N', description: 'images per native call (default 8)' },
+    threads: { type: 'string', value: 'N|auto', description: 'CPU threads for the compute (default: auto)' },
+    bf16: { type: 'boolean', default: false, description: 'synthesize in bf16 autocast' },
+    'model-dir': { type: 'string', multiple: true, value: 'DIR', description: 'a directory to look for model names in', params: ['modelDirs'] },
+    'seed-images': { type: 'string', value: 'N', description: 'training images per class the seeds are fitted on (default: all; --quick: 100)', params: ['seedImages'] },
+    iterations: { type: 'string', value: 'N', description: "(testing) every task's PGD steps; the step grows to keep the reference's longest path" },
+    'per-class': { type: 'string', value: 'N', description: '(testing) images per class in every task', params: ['perClass'] },
+    classes: { type: 'string', value: 'N', description: '(testing) only the first N Imagenette classes' },
+  },
+  async run(values) {
+    const robust = required(values, 'robust', 'the robust model, a .pt exported by models/export_resnet50.py');
+    const standard = required(values, 'standard', 'the standard model, a .pt exported by models/export_resnet50.py');
+    const data = required(values, 'data', 'the Imagenette folder');
+    const out = checkOutDir(resolve(String(values.out)));
+    const threads = values.threads === 'auto' ? 'auto' : numberFlag(values, 'threads');
+    if (typeof threads === 'number') is.integer('threads', threads, { min: 1, max: 1024 });
+    if (threads !== undefined) setThreads(threads);
+    const { runStudy } = await import('../../study/index.js');
+    const tty = process.stderr.isTTY;
+    let lastLine = 0;
+    let lastPct = -1;
+    let lastPart = '';
+    const ac = new AbortController();
+    const onSigint = () => {
+      process.stderr.write('\nstudy: interrupted; finished parts are kept, rerun the same command to resume\n');
+      ac.abort();
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const r = await runStudy({
+        robust,
+        standard,
+        data,
+        out,
+        judge: values.judge === undefined ? undefined : String(values.judge),
+        quick: Boolean(values.quick),
+        device: String(values.device) as Device,
+        modelDirs: (values['model-dir'] as string[] | undefined) ?? [],
+        batch: numberFlag(values, 'batch'),
+        bf16: Boolean(values.bf16),
+        seedImages: numberFlag(values, 'seed-images'),
+        iterations: numberFlag(values, 'iterations'),
+        perClass: numberFlag(values, 'per-class'),
+        classes: numberFlag(values, 'classes'),
+        signal: ac.signal,
+        onLog: (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}study: ${m}\n`),
+        onProgress: (p) => {
+          const pct = p.stepsTotal ? Math.floor((100 * p.stepsDone) / p.stepsTotal) : 100;
+          const eta = p.etaMs === undefined ? '--' : formatDuration(p.etaMs);
+          const line = `study: ${pct}% of ${p.stepsTotal} PGD image-steps, part ${p.partIndex}/${p.partsToRun} ${p.part}, elapsed ${formatDuration(p.elapsedMs)}, ETA ${eta}`;
+          if (tty) process.stderr.write(`\r\x1b[K${line}`);
+          else {
+            // Plain lines: at each part's start, every 5 %, and at least every 30 s.
+            const now = performance.now();
+            if (p.part !== lastPart || pct >= lastPct + 5 || now - lastLine > 30_000) {
+              process.stderr.write(`${line}\n`);
+              lastPart = p.part;
+              lastPct = pct;
+              lastLine = now;
+            }
+          }
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      console.log(
+        `study: ${r.ran.length} part(s) ran, ${r.skipped.length} skipped (finished earlier with the same settings), in ${formatDuration(r.report.seconds * 1000)}\n` +
+          `report: ${r.files.html} (also report.json, report.md)`,
+      );
+      return 0;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  },
+};
