@@ -51,6 +51,8 @@ export interface RawPgdResult {
 
 export interface RawSession {
   step(): RawJob<RawTensor>;
+  /** The current iterate, [n, c, h, w] float32 on the CPU. */
+  current(): RawJob<RawTensor>;
   finish(): RawJob<RawPgdResult>;
 }
 

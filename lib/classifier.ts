@@ -78,6 +78,12 @@ export interface PgdOptions {
   penalty?: { weight: number; mask: ImageBatch; reference?: ImageBatch };
   /** Instead of cross-entropy, maximize weight * features(x)[:, index]. */
   feature?: { index: number; weight?: number };
+  /**
+   * Instead of cross-entropy, minimize ||features(x) - features(target)||_2 per sample (representation
+   * inversion). `target`: the representations to reach, [n or 1, d] (one row for every sample), or
+   * images at the model's input shape, [n or 1, c, h, w], whose features() are computed first.
+   */
+  inversion?: { target: Tensor2D | ImageBatch };
   /** Autocast the forward/backward to bfloat16 (images and updates stay fp32). Default false. */
   bf16?: boolean;
   onProgress?: (p: Progress) => void;
@@ -99,8 +105,11 @@ export interface PgdResult {
 
 const PGD_KEYS = [
   'x0', 'targets', 'constraint', 'eps', 'step', 'iterations', 'useBest', 'randomStart', 'seed', 'targeted',
-  'penalty', 'feature', 'bf16', 'onProgress', 'progressEvery', 'signal',
+  'penalty', 'feature', 'inversion', 'bf16', 'onProgress', 'progressEvery', 'signal',
 ] as const;
+
+/** What the addon takes on top of RawPgdOptions for an inversion. */
+type RawOptions = RawPgdOptions & { inversion?: boolean; targetRep?: { data: Float32Array; shape: number[] } };
 
 // Defaults chosen by measurement: bench/README.md.
 const CHANNELS_LAST_DEFAULT = true;
@@ -194,6 +203,14 @@ export class PgdSession {
   async step(): Promise<Float32Array> {
     const t = await settle(() => this.#raw.step(), new Error());
     return floatView(t.data);
+  }
+  /**
+   * The current iterate (before the useBest pick that finish() makes): a live preview costs one
+   * copy, not a second run. Reading it changes nothing in the run.
+   */
+  async current(): Promise<ImageBatch> {
+    const t = await settle(() => this.#raw.current(), new Error());
+    return { data: floatView(t.data), shape: t.shape as Shape4 };
   }
   /** The final useBest comparison; resolves with the result. The session cannot step afterwards. */
   async finish(): Promise<PgdResult> {
@@ -354,7 +371,7 @@ export class Classifier {
     return out;
   }
 
-  #rawOptions(o: unknown): RawPgdOptions {
+  #rawOptions(o: unknown, targetRep?: Tensor2D): RawOptions {
     if (!is.isObject(o)) throw is.invalid('options', 'object', o);
     is.knownKeys('pgd options', o, PGD_KEYS);
     const x0 = this.#batch('x0', o.x0);
@@ -370,7 +387,7 @@ export class Classifier {
     const eps = is.finiteNumber('eps', o.eps, { min: 0 });
     const step = is.finiteNumber('step', o.step, { min: 0 });
     const iterations = is.integer('iterations', o.iterations, { min: 0, max: 1e7 });
-    const raw: RawPgdOptions = {
+    const raw: RawOptions = {
       x0,
       targets,
       constraint,
@@ -398,10 +415,60 @@ export class Classifier {
       raw.featureIndex = is.integer('feature.index', o.feature.index, { min: 0, max: Number.MAX_SAFE_INTEGER });
       raw.featureWeight = is.finiteNumber('feature.weight', o.feature.weight ?? 1);
     }
+    if (o.inversion !== undefined) {
+      if (o.feature !== undefined) throw new RobustSynthError('ERR_BAD_INPUT', 'give either feature or inversion, not both');
+      if (!targetRep) throw new RobustSynthError('ERR_BAD_INPUT', 'inversion.target was not resolved'); // #resolveInversion runs first
+      raw.inversion = true;
+      raw.targetRep = targetRep;
+    }
     // The engine holds x0's copy and about six working tensors of its size (iterate, gradient,
     // update, best iterate, result), three more with a penalty (mask, reference, kept pixels).
-    is.checkMemory(`a PGD batch of shape [${x0.shape.join(', ')}]`, x0.data.byteLength * (raw.mask ? 10 : 7));
+    is.checkMemory(`a PGD batch of shape [${x0.shape.join(', ')}]`, x0.data.byteLength * (raw.mask ? 10 : 7) + 2 * (targetRep?.data.byteLength ?? 0));
     return raw;
+  }
+
+  /**
+   * The `inversion` option's target as one representation per sample of x0: rows given as a
+   * Tensor2D are checked (and a single row repeated), images are passed through features().
+   */
+  async #resolveInversion(o: unknown): Promise<Tensor2D | undefined> {
+    if (!is.isObject(o) || o.inversion === undefined) return undefined;
+    const inv = o.inversion;
+    if (!is.isObject(inv)) throw is.invalid('inversion', '{ target }', inv);
+    is.knownKeys('inversion', inv, ['target']);
+    const x0 = o.x0;
+    const n = is.isObject(x0) && Array.isArray(x0.shape) && typeof x0.shape[0] === 'number' ? x0.shape[0] : undefined;
+    if (n === undefined) return undefined; // #rawOptions reports the bad x0
+    const t = inv.target;
+    if (!is.isObject(t) || !Array.isArray(t.shape) || (t.shape.length !== 2 && t.shape.length !== 4)) {
+      throw is.invalid('inversion.target', 'representations { data, shape: [n, d] } or images { data, shape: [n, c, h, w] }', t);
+    }
+    let rep: Tensor2D;
+    if (t.shape.length === 4) {
+      rep = await this.features(this.#batch('inversion.target', t));
+    } else {
+      const [rows, d] = t.shape as unknown[];
+      is.integer('inversion.target.shape[0]', rows, { min: 1 });
+      is.integer('inversion.target.shape[1]', d, { min: 1 });
+      if (!(t.data instanceof Float32Array)) throw is.invalid('inversion.target.data', 'Float32Array', t.data);
+      if (t.data.length !== (rows as number) * (d as number)) {
+        throw new RobustSynthError('ERR_BAD_INPUT', `inversion.target.data has ${t.data.length} values but shape [${rows}, ${d}] needs ${(rows as number) * (d as number)}`);
+      }
+      for (let i = 0; i < t.data.length; i++) {
+        if (!Number.isFinite(t.data[i]!)) throw new RobustSynthError('ERR_BAD_INPUT', `inversion.target.data[${i}] is ${t.data[i]}; representations must be finite`);
+      }
+      rep = { data: t.data, shape: [rows as number, d as number] };
+    }
+    const [rows, d] = rep.shape;
+    const size = (this.card?.representation as { size?: unknown } | undefined)?.size;
+    if (typeof size === 'number' && d !== size) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `inversion.target has ${d} values per sample, but ${this.name}'s features() gives ${size}`);
+    }
+    if (rows === n) return rep;
+    if (rows !== 1) throw new RobustSynthError('ERR_BAD_INPUT', `inversion.target has ${rows} rows; expected one per sample of x0 (${n}) or one for all`);
+    const data = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) data.set(rep.data.subarray(0, d), i * d);
+    return { data, shape: [n, d] };
   }
 
   /** Masks may be given per batch or per sample, with 1 or c channels; the engine wants x0's shape. */
@@ -437,7 +504,7 @@ export class Classifier {
    */
   async pgd(options: PgdOptions): Promise<PgdResult> {
     const callSite = new Error();
-    const raw = this.#rawOptions(options);
+    const raw = this.#rawOptions(options, await this.#resolveInversion(options));
     const onProgress = options.onProgress === undefined ? undefined : is.func('onProgress', options.onProgress);
     const model = this.#live();
     const r = await settle(
@@ -458,7 +525,7 @@ export class Classifier {
    */
   async session(options: SessionOptions): Promise<PgdSession> {
     const callSite = new Error();
-    const raw = this.#rawOptions(options);
+    const raw = this.#rawOptions(options, await this.#resolveInversion(options));
     const model = this.#live();
     return new PgdSession(await settle(() => model.createSession(raw), callSite));
   }

@@ -15,6 +15,12 @@ import { generate } from './tasks/generate.js';
 import { inpaint } from './tasks/inpaint.js';
 import { superResolve } from './tasks/superResolve.js';
 import { translate } from './tasks/translate.js';
+import { invert } from './tasks/invert.js';
+import { paintFeature } from './tasks/paintFeature.js';
+import { sketchToImage } from './tasks/sketchToImage.js';
+import { representation, visualizeFeature } from './tasks/visualizeFeature.js';
+import { sketchFromImage } from './sketch.js';
+import { columnMax, median } from './eval/metrics.js';
 import { concat, slice, type ImageBatch } from './tensor.js';
 
 interface Panel {
@@ -61,10 +67,17 @@ export async function runDemo(argv: string[]): Promise<number> {
   const inp = panel('Inpainting', 'Rows: original, with the hole filled by the mean, inpainted.');
   const sr = panel('Super-resolution (4x)', 'Rows: low-res start (block average 4x4, nearest upsampling), super-resolved, original.');
   const tr = panel('Image-to-image translation', `Rows: source, translated. Targets: ${Array.from(translateTo, (k) => test.classes[k]).join(', ')}.`);
+  const fv = panel('Feature visualization', "Eight units spread over each model's representation, each maximized from noise (two starts per unit: two rows).");
+  const pf = panel('Paint with features', "Rows: original, then the model's strongest unit painted into the centre (14x14) while the rest is held in place.");
+  const iv = panel('Representation inversion', "Rows: target, inverted from noise, a start image of another class, inverted from it.");
+  const sk = panel('Sketch to image', 'Rows: original, its sketch (Sobel edges, thresholded, white on black as Fashion-MNIST draws garments), the result toward the original\'s class.');
+  const real = slice(test.images, 0, 1000);
+  const sketches = sketchFromImage(ex.images, { invert: false });
+  const otherStarts = concat(Array.from(ex.labels, (_, i) => slice(ex.images, (i + 1) % 10, (i + 1) % 10 + 1)));
 
   for (const clf of models) {
     const name = clf.name;
-    const run = async (label: string, f: (p: ReturnType<typeof progressReporter>) => Promise<TaskResult>) => {
+    const run = async <R extends TaskResult>(label: string, f: (p: ReturnType<typeof progressReporter>) => Promise<R>): Promise<R> => {
       const p = progressReporter(`${name} ${label}`);
       const r = await f(p);
       p.done();
@@ -92,6 +105,30 @@ export async function runDemo(argv: string[]): Promise<number> {
     writeFileAtomic(join(out, `${name}-translate.png`), await gridPng([ex.images, rt.images], { columns: 10, scale: 3 }));
     tr.files[name] = `${name}-translate.png`;
     tr.notes[name] = agreement(rt);
+    // The feature tasks. The scale of a unit: its largest value on 1,000 real test images.
+    const unitMax = columnMax(await representation(clf, real));
+    const d = unitMax.length;
+    const units = Array.from({ length: 8 }, (_, i) => Math.floor((i * d) / 8));
+    const rv = await run('visualize-feature', (p) => visualizeFeature({ classifier: clf, feature: units, count: 2, randomSeed: 1, onProgress: p.update }));
+    const byStart = [0, 1].map((k) => concat(units.map((_, u) => slice(rv.images, 2 * u + k, 2 * u + k + 1))));
+    writeFileAtomic(join(out, `${name}-visualize-feature.png`), await gridPng(byStart, { columns: 8, scale: 3 }));
+    fv.files[name] = `${name}-visualize-feature.png`;
+    fv.notes[name] = `median unit value ${median(Array.from(rv.after, (a, i) => a / Math.max(1e-6, unitMax[rv.features[i]!]!))).toFixed(2)}x its largest on real images (from ${median(Array.from(rv.before, (a, i) => a / Math.max(1e-6, unitMax[rv.features[i]!]!))).toFixed(2)}x)`;
+    const strongest = Array.from(unitMax.keys()).reduce((a, b) => (unitMax[b]! > unitMax[a]! ? b : a), 0);
+    const rp = await run('paint-feature', (p) => paintFeature({ classifier: clf, image: ex.images, feature: strongest, region: { x: 7, y: 7, width: 14, height: 14 }, onProgress: p.update }));
+    writeFileAtomic(join(out, `${name}-paint-feature.png`), await gridPng([ex.images, rp.images], { columns: 10, scale: 3 }));
+    pf.files[name] = `${name}-paint-feature.png`;
+    pf.notes[name] = `unit ${strongest}: median ${median(rp.before).toFixed(2)} -> ${median(rp.after).toFixed(2)} (its largest on real images: ${unitMax[strongest]!.toFixed(2)})`;
+    const rn = await run('invert (noise)', (p) => invert({ classifier: clf, target: ex.images, randomSeed: 1, onProgress: p.update }));
+    const ro = await run('invert (image)', (p) => invert({ classifier: clf, target: ex.images, start: otherStarts, onProgress: p.update }));
+    writeFileAtomic(join(out, `${name}-invert.png`), await gridPng([ex.images, rn.images, otherStarts, ro.images], { columns: 10, scale: 3 }));
+    iv.files[name] = `${name}-invert.png`;
+    // The target of an inversion is the class the model gives the target image.
+    iv.notes[name] = `from noise ${agreement(rn)}; from another image ${agreement(ro).split(' ')[0]}; relative representation distance ${median(ro.distanceBefore).toFixed(2)} -> ${median(ro.distanceAfter).toFixed(2)}`;
+    const rk = await run('sketch-to-image', (p) => sketchToImage({ classifier: clf, sketch: sketches, to: Array.from(ex.labels), onProgress: p.update }));
+    writeFileAtomic(join(out, `${name}-sketch-to-image.png`), await gridPng([ex.images, sketches, rk.images], { columns: 10, scale: 3 }));
+    sk.files[name] = `${name}-sketch-to-image.png`;
+    sk.notes[name] = agreement(rk);
   }
   for (const m of models) await m.dispose();
   writeFileAtomic(join(out, 'comparison-mvn.png'), await sideBySide(models.map((m) => join(out, gens.mvn.files[m.name]!))));

@@ -86,7 +86,10 @@ describe('robust-synth CLI', () => {
 
   it('--help and -h print each command\'s usage, every flag with its line, and exit 0', async () => {
     const names = COMMANDS.map((c) => c.name);
-    expect(names).toEqual(['demo', 'generate', 'inpaint', 'super-resolve', 'translate', 'fit-seeds', 'eval', 'models', 'setup', 'build']);
+    expect(names).toEqual([
+      'demo', 'generate', 'inpaint', 'super-resolve', 'translate', 'visualize-feature', 'paint-feature', 'invert', 'sketch-to-image',
+      'fit-seeds', 'eval', 'study', 'serve', 'submit', 'worker', 'status', 'models', 'setup', 'build',
+    ]);
     const runs = await cliAll(names.flatMap((n) => [[n, '--help'], [n, '-h']]));
     for (const [i, entry] of COMMANDS.entries()) {
       const [long, short] = [runs[2 * i]!, runs[2 * i + 1]!];

@@ -14,13 +14,15 @@ it('demo writes every grid for robust and standard, and an index.html that shows
   expect(gallery.panels.map((p: { title: string }) => p.title)).toEqual([
     'Generation from uniform seeds', 'Generation from univariate normal seeds', 'Generation from multivariate normal seeds',
     'Inpainting', 'Super-resolution (4x)', 'Image-to-image translation',
+    'Feature visualization', 'Paint with features', 'Representation inversion', 'Sketch to image',
   ]);
   for (const p of gallery.panels) {
     for (const model of ['fashion-robust', 'fashion-standard']) {
       const file = p.files[model];
       expect(existsSync(join(out, file)), file).toBe(true);
       expect(html).toContain(`src="${file}"`);
-      expect(p.notes[model]).toMatch(/\d+\/\d+ classified as the target/);
+      // Feature visualization and painting have no target class: their notes give the unit's value.
+      expect(p.notes[model]).toMatch(/\d+\/\d+ classified as the target|unit value|unit \d+:/);
     }
   }
   const meta = await sharp(join(out, 'fashion-robust-generate-mvn.png')).metadata();

@@ -15,8 +15,12 @@ import { generate } from '../tasks/generate.js';
 import { fillHole, holeMask, defaultHole, inpaint } from '../tasks/inpaint.js';
 import { downUp, superResolve } from '../tasks/superResolve.js';
 import { translate } from '../tasks/translate.js';
+import { invert } from '../tasks/invert.js';
+import { representation, visualizeFeature } from '../tasks/visualizeFeature.js';
+import { sketchToImage } from '../tasks/sketchToImage.js';
+import { sketchFromImage } from '../sketch.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
-import { agreement, diffusionFill, diversity, frechetDistance, psnr, softmaxAt, ssim } from './metrics.js';
+import { agreement, columnMax, diffusionFill, diversity, frechetDistance, median, psnr, roughness, softmaxAt, ssim } from './metrics.js';
 
 export interface EvalConfig {
   /** Generated images per class, per seed kind, per classifier. */
@@ -30,10 +34,23 @@ export interface EvalConfig {
   realPerClass: number;
   srFactor: number;
   seed: number;
+  /** Feature visualization: units per model (spread over the representation), noise starts per unit. */
+  featureUnits: number;
+  featureStarts: number;
+  /** Inversion: held-out target images per class (from noise, and from an image of another class). */
+  invertPerClass: number;
+  /** Sketch-to-image: held-out images per class, sketched by edge detection. */
+  sketchPerClass: number;
 }
 
-export const QUICK: EvalConfig = { perClass: 8, restoreImages: 50, translatePerClass: 2, translateEps: [10], realPerClass: 100, srFactor: 4, seed: 1 };
-export const FULL: EvalConfig = { perClass: 30, restoreImages: 300, translatePerClass: 5, translateEps: [5, 10], realPerClass: 500, srFactor: 4, seed: 1 };
+export const QUICK: EvalConfig = {
+  perClass: 8, restoreImages: 50, translatePerClass: 2, translateEps: [10], realPerClass: 100, srFactor: 4, seed: 1,
+  featureUnits: 8, featureStarts: 2, invertPerClass: 2, sketchPerClass: 3,
+};
+export const FULL: EvalConfig = {
+  perClass: 30, restoreImages: 300, translatePerClass: 5, translateEps: [5, 10], realPerClass: 500, srFactor: 4, seed: 1,
+  featureUnits: 16, featureStarts: 4, invertPerClass: 5, sketchPerClass: 10,
+};
 
 const round = (v: number, d = 4) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : v);
 const mean = (a: ArrayLike<number>) => {
@@ -96,7 +113,10 @@ export async function runEval(argv: string[]): Promise<number> {
   const classes = test.classes;
   const progress = progressReporter('eval');
   let doneSteps = 0;
-  const plannedSteps = models.length * (SEED_KINDS.length * 10 * cfg.perClass + 2 * cfg.restoreImages + cfg.translateEps.length * 90 * cfg.translatePerClass);
+  const plannedSteps = models.length * (
+    SEED_KINDS.length * 10 * cfg.perClass + 2 * cfg.restoreImages + cfg.translateEps.length * 90 * cfg.translatePerClass +
+    cfg.featureUnits * cfg.featureStarts + 2 * 10 * cfg.invertPerClass + 2 * 10 * cfg.sketchPerClass
+  );
   const tick = (r: TaskResult) => {
     doneSteps += r.images.shape[0];
   };
@@ -113,6 +133,9 @@ export async function runEval(argv: string[]): Promise<number> {
     inpaint: [] as any[],
     superResolve: [] as any[],
     translate: [] as any[],
+    visualizeFeature: [] as any[],
+    invert: [] as any[],
+    sketchToImage: [] as any[],
   };
   const grids: Record<string, string> = {};
 
@@ -247,6 +270,92 @@ export async function runEval(argv: string[]): Promise<number> {
       }
     }
   }
+  // --- Feature visualization: does the chosen unit rise, and to what, against its largest value
+  // on 1,000 real test images; how smooth (robust) or noisy (standard) the result is.
+  const real1000 = slice(test.images, 0, Math.min(1000, test.images.shape[0]));
+  for (const clf of models) {
+    const max = columnMax(await representation(clf, real1000));
+    const d = max.length;
+    const units = Array.from({ length: Math.min(d, cfg.featureUnits) }, (_, i) => Math.floor((i * d) / Math.min(d, cfg.featureUnits)));
+    const r = await visualizeFeature({ classifier: clf, feature: units, count: cfg.featureStarts, randomSeed: cfg.seed, bf16, onProgress });
+    tick(r);
+    const ratio = (v: Float32Array) => Array.from(v, (a, i) => a / Math.max(1e-6, max[r.features[i]!]!));
+    report.visualizeFeature.push({
+      model: clf.name,
+      units: units.length,
+      runs: r.features.length,
+      rose: round(Array.from(r.after).filter((a, i) => a > r.before[i]!).length / r.after.length),
+      startRatio: round(median(ratio(r.before)), 3),
+      finalRatio: round(median(ratio(r.after)), 3),
+      roughness: round(roughness(r.images), 3),
+      startRoughness: round(roughness(r.starts), 3),
+      settings: r.settings,
+    });
+    const show = Math.min(8, units.length);
+    const cells: ImageBatch[] = [];
+    for (let u = 0; u < show; u++) cells.push(slice(r.images, u * cfg.featureStarts, u * cfg.featureStarts + 1));
+    writeFileAtomic(join(out, `visualize-feature-${clf.name}.png`), await gridPng(cells, { columns: show, scale: 2 }));
+    grids[`visualizeFeature/${clf.name}`] = `visualize-feature-${clf.name}.png`;
+  }
+
+  // --- Inversion: held-out targets (after the translation sources), from noise and from an image
+  // of the next class. The judge reads the result: the target's class, or the start's?
+  const pick = (per: number, from: number) => {
+    const idx: number[] = [];
+    for (let k = 0; k < classes.length; k++) for (let i = from, got = 0; i < test.labels.length && got < per; i++) if (test.labels[i] === k) idx.push(i), got++;
+    return idx;
+  };
+  const invIdx = pick(cfg.invertPerClass, cfg.restoreImages + 1000);
+  const invTargets = concat(invIdx.map((i) => slice(test.images, i, i + 1)));
+  const invLabels = Int32Array.from(invIdx, (i) => test.labels[i]!);
+  // Each target's "other" start: the image of the next class at the same position.
+  const otherIdx = invIdx.map((_, j) => invIdx[(j + cfg.invertPerClass) % invIdx.length]!);
+  const invOthers = concat(otherIdx.map((i) => slice(test.images, i, i + 1)));
+  const otherLabels = Int32Array.from(otherIdx, (i) => test.labels[i]!);
+  for (const clf of models) {
+    for (const from of ['noise', 'another image'] as const) {
+      const r = await invert({ classifier: clf, target: invTargets, ...(from === 'noise' ? { randomSeed: cfg.seed } : { start: invOthers }), bf16, onProgress });
+      tick(r);
+      const j = await judgeView(judge, r.images, invLabels);
+      report.invert.push({
+        model: clf.name,
+        from,
+        targets: invIdx.length,
+        distanceBefore: round(median(r.distanceBefore), 3),
+        distanceAfter: round(median(r.distanceAfter), 3),
+        judgeTargetAgreement: round(agreement(j.preds, invLabels)),
+        judgeStartAgreement: from === 'noise' ? null : round(agreement(j.preds, otherLabels)),
+        selfTargetAgreement: round(agreement(r.predictions, invLabels)),
+        psnrToTarget: round(mean(Array.from({ length: invIdx.length }, (_, i) => psnr(r.images, invTargets, i))), 2),
+        settings: r.settings,
+      });
+      if (from === 'another image') {
+        writeFileAtomic(join(out, `invert-${clf.name}.png`), await gridPng([first10(invOthers), first10(r.images), first10(invTargets)], { columns: 10, scale: 2 }));
+        grids[`invert/${clf.name}`] = `invert-${clf.name}.png`;
+      }
+    }
+  }
+
+  // --- Sketch-to-image: held-out images sketched by edge detection (Sobel magnitude,
+  // thresholded), both polarities; does the judge see the sketched class after PGD?
+  const skIdx = pick(cfg.sketchPerClass, cfg.restoreImages + 2000);
+  const skImages = concat(skIdx.map((i) => slice(test.images, i, i + 1)));
+  const skLabels = Int32Array.from(skIdx, (i) => test.labels[i]!);
+  for (const polarity of ['dark on white', 'white on black'] as const) {
+    const sketch = sketchFromImage(skImages, { invert: polarity === 'dark on white' });
+    report.sketchToImage.push({ model: 'sketch alone', polarity, sketches: skIdx.length, judgeAgreement: round(agreement((await judgeView(judge, sketch, skLabels)).preds, skLabels)), selfAgreement: null });
+    for (const clf of models) {
+      const r = await sketchToImage({ classifier: clf, sketch, to: Array.from(skLabels), bf16, onProgress });
+      tick(r);
+      const j = await judgeView(judge, r.images, skLabels);
+      report.sketchToImage.push({ model: clf.name, polarity, sketches: skIdx.length, judgeAgreement: round(agreement(j.preds, skLabels)), selfAgreement: round(agreement(r.predictions, skLabels)), settings: r.settings });
+      const file = `sketch-to-image-${clf.name}-${polarity === 'dark on white' ? 'dark' : 'white'}.png`;
+      const every = (b: ImageBatch) => concat(Array.from({ length: classes.length }, (_, k) => slice(b, k * cfg.sketchPerClass, k * cfg.sketchPerClass + 1)));
+      writeFileAtomic(join(out, file), await gridPng([every(skImages), every(sketch), every(r.images)], { columns: classes.length, scale: 2 }));
+      grids[`sketchToImage/${clf.name}/${polarity}`] = file;
+    }
+  }
+
   progress.done();
   for (const m of [...models, judge]) await m.dispose();
   report.seconds = round((performance.now() - t0) / 1000, 1);
@@ -291,7 +400,37 @@ ${restore(r.superResolve)}
 
 ## Translation (every class to every other class)
 ${tr}
-`;
+${featureSections(r)}`;
+}
+
+/** The feature tasks' sections of the report (absent from reports made before they existed). */
+function featureSections(r: Record<string, any>): string {
+  const parts: string[] = [];
+  if (r.visualizeFeature?.length) {
+    parts.push(`## Feature visualization (a unit maximized from noise)
+${table(
+  ['model', 'units', 'runs', 'unit rose', 'unit / its max on real images: start', 'final', 'roughness: start', 'final'],
+  r.visualizeFeature.map((v: any) => [v.model, v.units, v.runs, pct(v.rose), v.startRatio.toFixed(2), v.finalRatio.toFixed(2), v.startRoughness.toFixed(3), v.roughness.toFixed(3)]),
+)}
+`);
+  }
+  if (r.invert?.length) {
+    parts.push(`## Inversion (toward held-out targets' representations)
+${table(
+  ['model', 'from', 'targets', 'relative distance: start', 'final', 'judge: target class', 'judge: start class', 'self: target class', 'PSNR to target (dB)'],
+  r.invert.map((v: any) => [v.model, v.from, v.targets, v.distanceBefore.toFixed(3), v.distanceAfter.toFixed(3), pct(v.judgeTargetAgreement), v.judgeStartAgreement === null ? '-' : pct(v.judgeStartAgreement), pct(v.selfTargetAgreement), v.psnrToTarget.toFixed(2)]),
+)}
+`);
+  }
+  if (r.sketchToImage?.length) {
+    parts.push(`## Sketch-to-image (Sobel sketches of held-out images)
+${table(
+  ['model', 'sketch', 'sketches', 'judge agrees', 'self agrees'],
+  r.sketchToImage.map((v: any) => [v.model, v.polarity, v.sketches, pct(v.judgeAgreement), v.selfAgreement === null ? '-' : pct(v.selfAgreement)]),
+)}
+`);
+  }
+  return parts.join('\n');
 }
 
 function esc(s: string): string {
@@ -308,7 +447,8 @@ function reportHtml(r: Record<string, any>): string {
   };
   const sections = md.split('\n## ').slice(1).map((s) => {
     const [title, ...rest] = s.split('\n');
-    const key = title!.startsWith('Generation') ? 'generate' : title!.startsWith('Inpainting') ? 'inpaint' : title!.startsWith('Super') ? 'superResolve' : 'translate';
+    const key = title!.startsWith('Generation') ? 'generate' : title!.startsWith('Inpainting') ? 'inpaint' : title!.startsWith('Super') ? 'superResolve'
+      : title!.startsWith('Feature') ? 'visualizeFeature' : title!.startsWith('Inversion') ? 'invert' : title!.startsWith('Sketch') ? 'sketchToImage' : 'translate';
     const imgs = Object.entries(r.grids as Record<string, string>).filter(([k]) => k.startsWith(key + '/'));
     return `<section><h2>${esc(title!)}</h2>${htmlTable(rest.join('\n'))}<div class="grids">${imgs.map(([k, f]) => `<figure><img src="${esc(f)}" alt="${esc(k)}"><figcaption>${esc(k.split('/').slice(1).join(', '))}</figcaption></figure>`).join('')}</div></section>`;
   });

@@ -253,3 +253,35 @@ export function diffusionFill(image: ImageBatch, mask: Float32Array, iterations 
   }
   return { data: out, shape: image.shape };
 }
+
+/** Per column, the largest value over the rows of a [n, d] representation: the scale a unit's value is read against. */
+export function columnMax(rep: { data: Float32Array; shape: [number, number] }): Float32Array {
+  const [n, d] = rep.shape;
+  const out = new Float32Array(d).fill(-Infinity);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[j] = Math.max(out[j]!, rep.data[i * d + j]!);
+  return out;
+}
+
+/**
+ * Mean absolute difference between horizontally and vertically neighbouring pixels, over a
+ * batch: low for smooth shapes, high for pixel-level noise (what a standard classifier's
+ * gradients paint).
+ */
+export function roughness(b: ImageBatch): number {
+  const [n, c, h, w] = b.shape;
+  let s = 0;
+  for (let p = 0; p < n * c; p++) {
+    const base = p * h * w;
+    for (let y = 0; y < h; y++) for (let x = 0; x + 1 < w; x++) s += Math.abs(b.data[base + y * w + x + 1]! - b.data[base + y * w + x]!);
+    for (let y = 0; y + 1 < h; y++) for (let x = 0; x < w; x++) s += Math.abs(b.data[base + (y + 1) * w + x]! - b.data[base + y * w + x]!);
+  }
+  const pairs = n * c * (2 * h * w - h - w);
+  return pairs ? s / pairs : NaN;
+}
+
+/** The median of a list (NaN when empty). */
+export function median(a: ArrayLike<number>): number {
+  const s = Array.from(a).sort((x, y) => x - y);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}

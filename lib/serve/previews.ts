@@ -1,32 +1,22 @@
 /**
- * Intermediate images for the playground's live previews, without touching the engine.
+ * Intermediate images for the playground's live previews.
  *
- * The native engine reports a step's loss as it goes but not its image, and a PgdSession keeps
- * its iterate native until finish() ends it. A run cut into chunks that restart from the last
- * iterate would change the result: the engine projects onto the eps ball around the x0 it was
- * given, so a restart would move the ball's centre. What the library does offer is determinism:
- * the same pgd() options give the same computation, so a run of t iterations returns exactly
- * what the full run would return if it stopped at step t (each sample's best iterate so far
- * under useBest, else the step-t iterate).
- *
- * So a preview at step t is a *replay*: pgd() with `iterations: t` and otherwise the very options
- * the task passed. The last replay of the schedule runs the task's own iteration count and is
- * what the task receives: the result is a plain run's, computed by the same call. The price is
- * compute: with m evenly spaced previews a run costs about (1 + m/2) times a plain one
- * (`previewCost`), which is small on the embedded 28x28 models (milliseconds a step) and why
- * the playground caps m. A native accessor for a session's current iterate would make previews
- * free; until there is one, this keeps results identical.
+ * The run goes through a PgdSession (the engine's JS-stepped form of the very same loop:
+ * test/engine-reference.test.ts checks that a stepped session ends bit-identical to pgd()),
+ * and at each scheduled step the session's current iterate is read (`session.current()`, one
+ * copy). So a preview costs a copy, not a replay, and the result is a plain run's.
  */
 import type { Classifier, PgdOptions, PgdResult } from '../classifier.js';
+import { RobustSynthError } from '../errors.js';
 import type { ImageBatch } from '../tensor.js';
 
 export interface Preview {
   /** Steps done: 0 for the start x0, then each scheduled step before the last. */
   step: number;
   total: number;
-  /** Each sample's image at `step` (its best so far under useBest). */
+  /** Each sample's current iterate at `step` (under useBest the result may be an earlier one). */
   images: ImageBatch;
-  /** Per-sample loss of those images; absent for the start. */
+  /** Per-sample loss of the iterate the last step started from; absent for the start. */
   losses?: Float32Array;
 }
 
@@ -46,12 +36,6 @@ export function previewSchedule(iterations: number, previews: number): number[] 
   return out;
 }
 
-/** Steps a run with this schedule computes, relative to a plain run (1 = no overhead). */
-export function previewCost(iterations: number, previews: number): number {
-  if (iterations <= 0) return 1;
-  return previewSchedule(iterations, previews).reduce((a, b) => a + b, 0) / iterations;
-}
-
 export interface PreviewOptions {
   /** Previews per pgd() call besides its start (0: a plain run, with only the start shown). */
   previews: number;
@@ -60,32 +44,31 @@ export interface PreviewOptions {
 }
 
 /**
- * The classifier as the tasks see it, with pgd() run as a schedule of replays (see above).
- * Everything else is the classifier itself, bound to it (its private state stays reachable).
- * Progress is forwarded only for steps past the last preview, so the step count the caller
- * sees only moves forward; `total` is the task's iteration count.
+ * The classifier as the tasks see it, with pgd() run as a session that shows its current
+ * iterate at the scheduled steps. Everything else is the classifier itself, bound to it (its
+ * private state stays reachable). Progress and abort behave as in pgd(): `onProgress` every
+ * `progressEvery` steps, and an aborted `signal` stops the run within a step with ERR_ABORTED.
  */
 export function withPreviews(clf: Classifier, o: PreviewOptions): Classifier {
   const pgd = async (options: PgdOptions): Promise<PgdResult> => {
+    const { onProgress, progressEvery = 1, signal, ...rest } = options;
     const total = options.iterations;
-    const schedule = Number.isInteger(total) && total > 0 ? previewSchedule(total, o.previews) : [total];
+    const shows = new Set(Number.isInteger(total) && total > 0 ? previewSchedule(total, o.previews).slice(0, -1) : []);
+    const aborted = () => new RobustSynthError('ERR_ABORTED', 'the job was aborted');
+    if (signal?.aborted) throw aborted();
     await o.onPreview({ step: 0, total, images: options.x0 });
+    const session = await clf.session(rest);
     const t0 = performance.now();
-    let shown = 0;
-    const onProgress = options.onProgress;
-    for (let k = 0; ; k++) {
-      const t = schedule[k]!;
-      const r = await clf.pgd({
-        ...options,
-        iterations: t,
-        onProgress: onProgress && ((p) => {
-          if (p.step > shown) onProgress({ ...p, total, elapsedMs: performance.now() - t0 });
-        }),
-      });
-      if (k === schedule.length - 1) return r;
-      shown = t;
-      await o.onPreview({ step: t, total, images: r.images, losses: r.losses });
+    for (let t = 1; t <= total; t++) {
+      if (signal?.aborted) throw aborted();
+      const losses = await session.step();
+      if (onProgress && (t % progressEvery === 0 || t === total)) {
+        onProgress({ step: t, total, loss: losses.reduce((a, b) => a + b, 0) / losses.length, elapsedMs: performance.now() - t0 });
+      }
+      if (shows.has(t)) await o.onPreview({ step: t, total, images: await session.current(), losses });
     }
+    if (signal?.aborted) throw aborted();
+    return session.finish();
   };
   return new Proxy(clf, {
     get(target, prop) {

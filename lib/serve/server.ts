@@ -33,7 +33,6 @@ import { defaultSeedsFor } from '../tasks/generate.js';
 import type { ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 import { Job, ModelSlot, Scheduler, type JobEvent } from './jobs.js';
-import { previewCost } from './previews.js';
 import { PLAYGROUND_TASKS as TASKS, type JobSpec, type Source } from './run.js';
 import { zipStore } from './zip.js';
 
@@ -51,7 +50,7 @@ export interface PlaygroundOptions {
   maxIterations?: number;
   /** Most images a generate job may ask for (default 16). */
   maxCount?: number;
-  /** Most previews per run (default 16; each replays the run up to its step, see previews.ts). */
+  /** Most previews per run (default 16; each is one copy of the current images, see previews.ts). */
   maxPreviews?: number;
   /** Jobs waiting per model beyond which new ones are refused with 429 (default 8). */
   maxQueue?: number;
@@ -414,11 +413,9 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
       return s;
     }));
     scheduler.submit(slot, job);
-    const iterations = spec.iterations ?? (shape ? defaultSettings(task, shape).iterations : undefined);
     return reply.code(202).send({
       ...job.status(),
       events: `/api/jobs/${job.id}/events`,
-      previewCost: iterations ? Number(previewCost(iterations, spec.previews).toFixed(2)) : null,
     });
   });
 

@@ -8,7 +8,7 @@ import { concat, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 
 /** A task's name: the name of the function that runs it (the CLI command is its kebab-case: super-resolve). */
-export type TaskName = 'generate' | 'inpaint' | 'superResolve' | 'translate';
+export type TaskName = 'generate' | 'inpaint' | 'superResolve' | 'translate' | 'visualizeFeature' | 'paintFeature' | 'invert' | 'sketchToImage';
 
 export interface TaskSettings {
   eps: number;
@@ -26,6 +26,10 @@ export const REFERENCE_224: Record<TaskName, TaskSettings> = {
   inpaint: { eps: 21.6, step: 0.1, iterations: 720, constraint: '2', useBest: true, penaltyWeight: 10 },
   superResolve: { eps: 8, step: 1, iterations: 40, constraint: '2', useBest: true },
   translate: { eps: 80, step: 0.5, iterations: 200, constraint: '2', useBest: true },
+  visualizeFeature: { eps: 1000, step: 1, iterations: 200, constraint: '2', useBest: false },
+  paintFeature: { eps: 70, step: 1, iterations: 140, constraint: '2', useBest: true, penaltyWeight: 90 },
+  invert: { eps: 1000, step: 1, iterations: 10000, constraint: '2', useBest: true },
+  sketchToImage: { eps: 40, step: 1, iterations: 60, constraint: '2', useBest: true },
 };
 
 /**
@@ -38,6 +42,10 @@ export const FASHION_28: Record<TaskName, TaskSettings> = {
   inpaint: { eps: 4, step: 0.1, iterations: 200, constraint: '2', useBest: true, penaltyWeight: 10 },
   superResolve: { eps: 2, step: 0.25, iterations: 40, constraint: '2', useBest: true },
   translate: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true },
+  visualizeFeature: { eps: 1000, step: 0.25, iterations: 200, constraint: '2', useBest: false },
+  paintFeature: { eps: 5, step: 0.14, iterations: 140, constraint: '2', useBest: true, penaltyWeight: 90 },
+  invert: { eps: 1000, step: 0.25, iterations: 500, constraint: '2', useBest: true },
+  sketchToImage: { eps: 12, step: 0.6, iterations: 60, constraint: '2', useBest: true },
 };
 
 /** Default settings for a task at a per-sample shape: the reference at 3x224x224, measured at 1x28x28, else scaled by sqrt(size). */

@@ -83,6 +83,13 @@ PgdRun::PgdRun(std::shared_ptr<Model> model, const PgdConfig& cfg, const PgdInpu
     keep_ = (1 - in.mask.to(dev, torch::kFloat32));
     reference_ = in.reference.to(dev, torch::kFloat32);
   }
+  if (cfg_.objective == Objective::kInversion) {
+    const auto& t = in.targetRep;
+    if (!t.defined() || t.dim() != 2 || t.size(0) != x0.size(0)) {
+      throw Error(code::kBadInput, "inversion.target must hold one representation per sample: [n, d]");
+    }
+    targetRep_ = t.to(dev, torch::kFloat32).contiguous();
+  }
 
   meanSeed_ = torch::full({x0_.size(0)}, 1.0 / std::max<int64_t>(1, x0_.size(0)), x0_.options());
   x_ = x0_.clone();
@@ -114,19 +121,33 @@ torch::Tensor PgdRun::Loss(const torch::Tensor& x, torch::Tensor* logits) {
   torch::Tensor loss;
   {
     AutocastScope autocast(cfg_.bf16, model_->device());
-    if (cfg_.objective == Objective::kFeature) {
-      auto rep = model_->Features(x).to(torch::kFloat32);
-      if (rep.dim() != 2 || cfg_.featureIndex >= rep.size(1)) {
-        throw Error(code::kBadInput, "feature.index " + std::to_string(cfg_.featureIndex) + " is out of range: features() gives " +
-                                         (rep.dim() == 2 ? std::to_string(rep.size(1)) + " values per image" : "a tensor of " + std::to_string(rep.dim()) + " dimensions, not [n, d]"));
-      }
-      loss = -cfg_.featureWeight * rep.select(1, cfg_.featureIndex);
-      *logits = model_->Logits(x).to(torch::kFloat32);
-    } else {
-      *logits = model_->Logits(x).to(torch::kFloat32);
+    if (cfg_.objective == Objective::kCrossEntropy) {
+      auto lg = model_->Logits(x).to(torch::kFloat32);
       loss = torch::nn::functional::cross_entropy(
-          *logits, targets_, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+          lg, targets_, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
       if (!cfg_.targeted) loss = -loss;
+      if (logits) *logits = lg;
+    } else {
+      auto rep = model_->Features(x).to(torch::kFloat32);
+      const auto shape = rep.dim() == 2 ? std::to_string(rep.size(1)) + " values per image"
+                                        : "a tensor of " + std::to_string(rep.dim()) + " dimensions, not [n, d]";
+      if (cfg_.objective == Objective::kFeature) {
+        if (rep.dim() != 2 || cfg_.featureIndex >= rep.size(1)) {
+          throw Error(code::kBadInput, "feature.index " + std::to_string(cfg_.featureIndex) + " is out of range: features() gives " + shape);
+        }
+        loss = -cfg_.featureWeight * rep.select(1, cfg_.featureIndex);
+      } else {
+        if (rep.dim() != 2 || rep.size(1) != targetRep_.size(1)) {
+          throw Error(code::kBadInput, "inversion.target has " + std::to_string(targetRep_.size(1)) +
+                                           " values per sample, but features() gives " + shape);
+        }
+        loss = at::linalg_vector_norm(rep - targetRep_, 2, {1});  // torch.linalg.vector_norm(rep - t, 2, dim=1)
+      }
+      // The logits only name each iterate's class (useBest, predictions): no graph for them.
+      if (logits) {
+        torch::NoGradGuard noGrad;
+        *logits = model_->Logits(x).to(torch::kFloat32);
+      }
     }
   }
   if (cfg_.penaltyWeight != 0) {
@@ -245,7 +266,7 @@ void PgdRun::UpdateCpu(const torch::Tensor& gradIn) {
 torch::Tensor PgdRun::Step() {
   auto x = x_.detach().requires_grad_(true);
   torch::Tensor logits;
-  auto losses = Loss(x, &logits);
+  auto losses = Loss(x, cfg_.useBest ? &logits : nullptr);
   // d mean(losses)/dx, seeded with 1/n per sample: the values MeanBackward would hand on, without
   // running it (with its expand and divide, ~20 us of a 1.4 ms Fashion-MNIST step at batch 1).
   auto grad = torch::autograd::grad({losses}, {x}, {meanSeed_})[0];
@@ -315,6 +336,11 @@ void ForwardBackward(Model& model, const torch::Tensor& x, const torch::Tensor& 
   }
   auto g = torch::autograd::grad({loss}, {xi})[0];
   if (g.is_cuda()) g.sum().item<float>();  // wait for the device so timings mean something
+}
+
+torch::Tensor PgdRun::Current() const {
+  torch::NoGradGuard noGrad;
+  return x_.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
 }
 
 }  // namespace rs

@@ -13,7 +13,7 @@
 namespace rs {
 
 enum class Constraint { kL2, kLinf, kUnconstrained };
-enum class Objective { kCrossEntropy, kFeature };
+enum class Objective { kCrossEntropy, kFeature, kInversion };
 
 struct PgdConfig {
   Constraint constraint = Constraint::kL2;
@@ -29,17 +29,20 @@ struct PgdConfig {
   Objective objective = Objective::kCrossEntropy;
   int64_t featureIndex = 0;      // kFeature: loss = -featureWeight * rep[:, featureIndex]
   double featureWeight = 1.0;
-  double penaltyWeight = 0;      // + w * mean(((reference - x) * (1 - mask))^2) per sample
+  // kInversion: loss = ||rep - targetRep||_2 per sample (PgdInputs::targetRep).
+  // Any objective: + w * mean(((reference - x) * (1 - mask))^2) per sample.
+  double penaltyWeight = 0;
   bool bf16 = false;             // autocast forward/backward to bfloat16; x and updates stay fp32
 };
 
 // CPU float tensors as they arrive from JS; `mask` and `reference` are defined only when a
-// penalty is used and then have x0's shape.
+// penalty is used and then have x0's shape; `targetRep` only for Objective::kInversion.
 struct PgdInputs {
   torch::Tensor x0;       // [n, c, h, w] in [0, 1]
   torch::Tensor targets;  // [n] int64
   torch::Tensor mask;
   torch::Tensor reference;
+  torch::Tensor targetRep;  // [n, d]: features() of the images to invert, computed by the caller
 };
 
 struct PgdResult {
@@ -63,9 +66,13 @@ class PgdRun {
 
   int64_t steps() const { return steps_; }
   const PgdConfig& config() const { return cfg_; }
+  // The current iterate (not the useBest pick), copied to a contiguous CPU float32 tensor:
+  // what a live preview shows between steps.
+  torch::Tensor Current() const;
 
  private:
-  // Per-sample loss, with the logits of the same forward.
+  // Per-sample loss, with the logits of the same forward. The feature objectives need a second
+  // forward for the logits: `logits` may be null when they are not wanted (no useBest).
   torch::Tensor Loss(const torch::Tensor& x, torch::Tensor* logits);
   void Remember(const torch::Tensor& x, const torch::Tensor& loss, const torch::Tensor& logits);
   // CPU float32 fast path of Remember + the update: one pass per sample instead of about a
@@ -76,7 +83,7 @@ class PgdRun {
 
   std::shared_ptr<Model> model_;
   PgdConfig cfg_;
-  torch::Tensor x0_, x_, targets_, keep_, reference_;
+  torch::Tensor x0_, x_, targets_, keep_, reference_, targetRep_;
   torch::Tensor bestX_, bestLoss_, bestPred_;
   torch::Tensor meanSeed_;  // [n] of 1/n: the gradient of mean(losses) w.r.t. each loss
   int64_t steps_ = 0;

@@ -123,13 +123,7 @@ function updateTask() {
 }
 
 function updateCost() {
-  const m = state.model;
-  if (!m) return;
-  const T = Number(els.iterations.value) || m.defaults[els.task.value].iterations;
-  const p = Math.min(Math.max(0, Math.floor(Number(els.previews.value) || 0)), T - 1);
-  let sum = T;
-  for (let j = 1; j <= p; j++) sum += Math.round((j * T) / (p + 1));
-  els.cost.textContent = `with ${p} previews a run computes ${(sum / T).toFixed(1)}x the steps of a plain one.`;
+  els.cost.textContent = '';
 }
 
 // ---- the image and the hole --------------------------------------------------------------

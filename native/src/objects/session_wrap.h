@@ -21,6 +21,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
 
  private:
   Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value Current(const Napi::CallbackInfo& info);
   Napi::Value Finish(const Napi::CallbackInfo& info);
 };
 

@@ -70,6 +70,9 @@ PgdConfig ConfigArg(Napi::Env env, Napi::Object o) {
   c.penaltyWeight = Num(o, "penaltyWeight", 0);
   if (!std::isfinite(c.penaltyWeight)) Bad(env, "penaltyWeight must be finite");
   auto feature = o.Get("featureIndex");
+  const bool inversion = Bool(o, "inversion", false);
+  if (inversion && !feature.IsUndefined()) Bad(env, "give either feature or inversion, not both");
+  if (inversion) c.objective = Objective::kInversion;
   if (!feature.IsUndefined()) {
     c.objective = Objective::kFeature;
     c.featureIndex = Int(o, "featureIndex", 0, 0, kMaxSafeInteger);
@@ -89,6 +92,10 @@ PgdInputs InputsArg(Napi::Env env, Napi::Object o, const PgdConfig& c) {
     if (!in.mask.sizes().equals(in.x0.sizes()) || !in.reference.sizes().equals(in.x0.sizes())) {
       Bad(env, "mask and reference must have x0's shape");
     }
+  }
+  if (c.objective == Objective::kInversion) {
+    in.targetRep = TensorArg(env, o.Get("targetRep"), "targetRep", 2);
+    if (in.targetRep.size(0) != in.x0.size(0)) Bad(env, "targetRep must hold one representation per sample of x0");
   }
   return in;
 }

@@ -1,0 +1,188 @@
+/**
+ * Feature visualization: what a unit of the representation encodes. PGD maximizes one unit of
+ * the classifier's features() from noise (or from given images), in a ball wide enough not to
+ * bind (docs/algorithm.md, "The feature objectives").
+ *
+ * This file also holds what the feature tasks share (paintFeature, invert): a batched driver of
+ * Classifier.pgd that adds the objective to each batch, the noise start, and the reads of a unit
+ * and of a representation distance.
+ */
+import type { Classifier, PgdOptions, PgdResult } from '../classifier.js';
+import { RobustSynthError } from '../errors.js';
+import { rng } from '../seeds.js';
+import { checkBatch, concat, slice, type ImageBatch } from '../tensor.js';
+import * as is from '../validate.js';
+import { checkClassifier, COMMON_KEYS, resolveSettings, type CommonTaskOptions, type TaskName, type TaskResult, type TaskSettings } from './common.js';
+
+export interface VisualizeFeatureOptions extends CommonTaskOptions {
+  /** The unit(s) of features() to maximize; every unit is run from every start. */
+  feature: number | number[];
+  /** Start images (default: noise, `count` per unit). */
+  image?: ImageBatch;
+  /** Noise starts per unit when no image is given (default 1). */
+  count?: number;
+  /** Seed of the noise start (default 0). */
+  randomSeed?: number;
+}
+
+export interface FeatureTaskResult extends TaskResult {
+  /** The unit each image maximizes. */
+  features: Int32Array;
+  /** That unit's value in features() at the start and in the result. */
+  before: Float32Array;
+  after: Float32Array;
+}
+
+/** The per-batch objective the feature tasks add to each clf.pgd call. */
+export type Objective = (start: number, end: number) => Pick<PgdOptions, 'feature' | 'inversion' | 'penalty'>;
+
+/**
+ * The robustness library's noise start for feature tasks: N(0.5, (1/20)^2) per pixel, clamped
+ * to [0, 1], seeded.
+ */
+export function noiseStart(n: number, [c, h, w]: [number, number, number], seed = 0): ImageBatch {
+  const { normal } = rng(seed + 1);
+  const data = new Float32Array(n * c * h * w);
+  for (let i = 0; i < data.length; i++) data[i] = Math.min(1, Math.max(0, 0.5 + normal() / 20));
+  return { data, shape: [n, c, h, w] };
+}
+
+/** The units a task option names: integers >= 0, below the representation size when the card tells it. */
+export function featureList(clf: Classifier, name: string, v: unknown): number[] {
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0) throw is.invalid(name, 'a unit index or a non-empty list of them', v);
+  const size = representationSize(clf);
+  return list.map((f, i) => is.integer(Array.isArray(v) ? `${name}[${i}]` : name, f, { min: 0, max: size === undefined ? Number.MAX_SAFE_INTEGER : size - 1 }));
+}
+
+/** The size of features() as the model card records it (undefined without a card). */
+export function representationSize(clf: Classifier): number | undefined {
+  const size = (clf.card?.representation as { size?: unknown } | undefined)?.size;
+  return typeof size === 'number' ? size : undefined;
+}
+
+/** Column `units[i]` of row i of features(x). */
+export async function unitValues(clf: Classifier, x: ImageBatch, units: ArrayLike<number>, batch = 256): Promise<Float32Array> {
+  const n = x.shape[0];
+  const out = new Float32Array(n);
+  for (let s = 0; s < n; s += batch) {
+    const f = await clf.features(slice(x, s, Math.min(n, s + batch)));
+    const d = f.shape[1];
+    for (let i = 0; i < f.shape[0]; i++) out[s + i] = f.data[i * d + units[s + i]!]!;
+  }
+  return out;
+}
+
+/** features() of a batch, in chunks of `batch`. */
+export async function representation(clf: Classifier, x: ImageBatch, batch = 256): Promise<{ data: Float32Array; shape: [number, number] }> {
+  const parts: Float32Array[] = [];
+  let d = 0;
+  for (let s = 0; s < x.shape[0]; s += batch) {
+    const f = await clf.features(slice(x, s, Math.min(x.shape[0], s + batch)));
+    d = f.shape[1];
+    parts.push(f.data.slice());
+  }
+  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) data.set(p, off), (off += p.length);
+  return { data, shape: [x.shape[0], d] };
+}
+
+/**
+ * Runs PGD over x0 in batches with an objective, with progress across the whole set: the
+ * feature tasks' counterpart of runBatched (lib/tasks/common.ts), which knows only
+ * cross-entropy and the penalty. The engine maximizes one unit per call: samples of different
+ * `groups` values never share a batch.
+ */
+export async function runObjectiveBatched(
+  task: TaskName,
+  o: CommonTaskOptions,
+  settings: TaskSettings,
+  x0: ImageBatch,
+  targets: Int32Array,
+  objective: Objective,
+  groups?: Int32Array,
+): Promise<TaskResult> {
+  const clf = o.classifier;
+  const n = x0.shape[0];
+  const [, , h, w] = x0.shape;
+  const batch = o.batch ?? (h * w <= 64 * 64 ? 64 : 8);
+  is.integer('batch', batch, { min: 1, max: 1 << 20 });
+  const results: PgdResult[] = [];
+  const t0 = performance.now();
+  let steps = 0;
+  for (let start = 0, end = 0; start < n; start = end) {
+    end = Math.min(n, start + batch);
+    if (groups) for (let i = start + 1; i < end; i++) if (groups[i] !== groups[start]) end = i;
+    if (o.signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted');
+    const r = await clf.pgd({
+      x0: slice(x0, start, end),
+      targets: targets.subarray(start, end),
+      eps: settings.eps,
+      step: settings.step,
+      iterations: settings.iterations,
+      constraint: settings.constraint,
+      useBest: settings.useBest,
+      bf16: o.bf16,
+      ...objective(start, end),
+      signal: o.signal,
+      progressEvery: Math.max(1, Math.floor(settings.iterations / 50)),
+      onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, inBatch: end - start, images: n })),
+    });
+    steps += r.stats.steps;
+    results.push(r);
+    let mean = 0;
+    for (const v of r.losses) mean += v / r.losses.length;
+    o.onProgress?.({ step: settings.iterations, total: settings.iterations, loss: mean, elapsedMs: performance.now() - t0, done: end, inBatch: 0, images: n });
+  }
+  const losses = new Float32Array(n);
+  const predictions = new Int32Array(n);
+  let off = 0;
+  for (const r of results) {
+    losses.set(r.losses, off);
+    predictions.set(r.predictions, off);
+    off += r.losses.length;
+  }
+  return {
+    task,
+    images: results.length === 1 ? results[0]!.images : concat(results.map((r) => r.images)),
+    starts: x0,
+    targets,
+    losses,
+    predictions,
+    settings,
+    stats: { ms: performance.now() - t0, steps },
+  };
+}
+
+/** Every unit from every start, unit-major: the starts and the unit of each run. */
+export function everyUnitFromEveryStart(units: number[], starts: ImageBatch): { x0: ImageBatch; features: Int32Array } {
+  const m = starts.shape[0];
+  const x0 = units.length === 1 ? starts : concat(units.map(() => starts));
+  return { x0, features: Int32Array.from({ length: units.length * m }, (_, i) => units[Math.floor(i / m)]!) };
+}
+
+/**
+ * Maximizes each unit in `feature` from each start. `losses` are the loop's, -features(x)[:, unit];
+ * `before`/`after` are the unit's values; `targets` is the classifier's class of each start.
+ *
+ * @example
+ * const clf = await Classifier.load('fashion-robust');
+ * const r = await visualizeFeature({ classifier: clf, feature: [3, 17], count: 2 });
+ */
+export async function visualizeFeature(options: VisualizeFeatureOptions): Promise<FeatureTaskResult> {
+  if (!is.isObject(options)) throw is.invalid('options', 'object', options);
+  is.knownKeys('visualizeFeature options', options, [...COMMON_KEYS, 'feature', 'image', 'count', 'randomSeed']);
+  const clf = checkClassifier(options);
+  const units = featureList(clf, 'feature', options.feature);
+  const [c, h, w] = clf.inputShape;
+  if (options.image !== undefined && options.count !== undefined) throw new RobustSynthError('ERR_BAD_INPUT', 'give either image or count, not both');
+  const count = is.integer('count', options.count ?? 1, { min: 1, max: 100_000 });
+  const randomSeed = is.integer('randomSeed', options.randomSeed ?? 0, { min: 0, max: 2 ** 31 });
+  const starts = options.image !== undefined ? checkBatch('image', options.image, { c, h, w }) : noiseStart(count, clf.inputShape, randomSeed);
+  const settings = resolveSettings('visualizeFeature', options);
+  const { x0, features } = everyUnitFromEveryStart(units, starts);
+  const targets = await clf.predict(x0);
+  const r = await runObjectiveBatched('visualizeFeature', { ...options, classifier: clf }, settings, x0, targets, (s) => ({ feature: { index: features[s]! } }), features);
+  return { ...r, features, before: await unitValues(clf, x0, features), after: await unitValues(clf, r.images, features) };
+}
