@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PGD loop of shared/REFERENCE.md in plain PyTorch, timed: the Python baseline of
+"""The PGD loop of docs/algorithm.md in plain PyTorch, timed: the Python baseline of
 `npm run bench` (same TorchScript file, same LibTorch, same thread count as the native runs).
 The loop itself is the test suite's reference, test/fixtures/reference_pgd.py.
 
@@ -69,7 +69,7 @@ def run_loop(args):
         return model(model_in(x))
 
     def pgd(steps):
-        """Targeted L2 PGD with useBest: the test suite's reference loop (shared/REFERENCE.md's
+        """Targeted L2 PGD with useBest: the test suite's reference loop (docs/algorithm.md's
         formulas), run on this model with this preparation."""
         marks = []
         t0 = time.perf_counter()

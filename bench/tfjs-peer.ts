@@ -4,7 +4,7 @@
  * backend (@tensorflow/tfjs-backend-wasm: XNNPACK kernels with SIMD; in Node.js it runs on one
  * thread, see bench/README.md). Used by bench/tfjs-worker.ts and test/tfjs-peer.test.ts.
  *
- * The loop is the library's (shared/REFERENCE.md's formulas), targeted L2:
+ * The loop is the library's (docs/algorithm.md's formulas), targeted L2:
  *   loss = mean over the batch of the per-sample cross-entropy toward the targets;
  *   g = dloss/dx; x = x - step * g / (||g||_2 per sample + 1e-10);
  *   x = x0 + renorm(x - x0, maxnorm eps) per sample (torch.renorm: scale by eps / (norm + 1e-7)
