@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_TORCH'
   | 'ERR_BINDING'
   | 'ERR_LIBTORCH'
+  | 'ERR_REDIS'
   | 'ERR_INTERNAL';
 
 export class RobustSynthError extends Error {

@@ -23,9 +23,17 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'inpaint', summary: 'fill a hole in an image so that it reads as its class', load: async () => (await import('./commands/inpaint.js')).inpaintCommand },
   { name: 'super-resolve', summary: 'reduce an image, then restore it toward its class', load: async () => (await import('./commands/super-resolve.js')).superResolveCommand },
   { name: 'translate', summary: 'turn images (a file or a directory) toward another class', load: async () => (await import('./commands/translate.js')).translateCommand },
+  { name: 'visualize-feature', summary: "what a unit of the model's representation encodes: maximize it from noise or an image", load: async () => (await import('./commands/visualize-feature.js')).visualizeFeatureCommand },
+  { name: 'paint-feature', summary: "add a unit's feature inside a region of an image, keeping the rest", load: async () => (await import('./commands/paint-feature.js')).paintFeatureCommand },
+  { name: 'invert', summary: "find an image whose representation is a target image's, from noise or another image", load: async () => (await import('./commands/invert.js')).invertCommand },
+  { name: 'sketch-to-image', summary: 'turn a sketch (or the edges of a photo) into an image of a class', load: async () => (await import('./commands/sketch-to-image.js')).sketchToImageCommand },
   { name: 'fit-seeds', summary: 'fit the seed statistics generate samples from, on an image folder or Fashion-MNIST', load: async () => (await import('./commands/fit-seeds.js')).fitSeedsCommand },
   { name: 'eval', summary: "measure the study's claims on the embedded models with an independent judge", load: async () => (await import('./commands/eval.js')).evalCommand },
+  { name: 'study', summary: 'the study at 224x224 from a robust and a standard ResNet50 and an Imagenette folder, as one HTML report', load: async () => (await import('./commands/study.js')).studyCommand },
   { name: 'serve', summary: 'a local web playground: pick a task, draw the hole, watch the image change', load: async () => (await import('./commands/serve.js')).serveCommand },
+  { name: 'submit', summary: 'enqueue translate or generate as jobs for workers on a Redis queue, and follow them', load: async () => (await import('./commands/submit.js')).submitCommand },
+  { name: 'worker', summary: 'take jobs from the Redis queue and run them in device batches', load: async () => (await import('./commands/worker.js')).workerCommand },
+  { name: 'status', summary: "a queue's job counts and the workers seen", load: async () => (await import('./commands/status.js')).statusCommand },
   { name: 'models', summary: 'list the models robust-synth finds, with their cards', load: async () => (await import('./commands/models.js')).modelsCommand },
   { name: 'setup', summary: 'find or download LibTorch; --check says what this machine has', load: async () => (await import('./commands/setup.js')).setupCommand },
   { name: 'build', summary: 'compile the native addon from source for the LibTorch found', load: async () => (await import('./commands/build.js')).buildCommand },
@@ -36,7 +44,7 @@ const USAGE = `robust-synth: image synthesis with a single robust classifier
 Usage: robust-synth COMMAND [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(15)}${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(19)}${c.summary}`).join('\n')}
 
 robust-synth COMMAND --help lists a command's options.
 The embedded models are fashion-robust and fashion-standard (Fashion-MNIST, 28x28).`;

@@ -1,0 +1,556 @@
+/**
+ * A queue worker: a BullMQ Worker whose processor hands each job to a batcher, which groups
+ * compatible jobs (same model, task, shape and settings) into one native PGD call.
+ *
+ * Why this design keeps BullMQ's guarantees: every job is fetched, locked, renewed, completed
+ * and failed by BullMQ's own Worker; a job simply stays "in its processor" while it waits for
+ * its batch. With `concurrency` N, the Worker holds up to N jobs at once, each under its own lock,
+ * renewed by the Worker's lock manager until the processor settles. If this process dies, all of
+ * them lose their locks and BullMQ's stalled-job checker (run by every other worker) returns
+ * them to the queue. Nothing here takes jobs behind BullMQ's back (no getNextJob, no manual
+ * moveToCompleted), so there is no lock to forget to extend and no token to mishandle.
+ */
+import { hostname } from 'node:os';
+import { Worker, UnrecoverableError, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { Classifier, type Device } from '../classifier.js';
+import { RobustSynthError } from '../errors.js';
+import { decodeImage, encodePng } from '../images.js';
+import { resolveModel, sha256File } from '../models.js';
+import { sampleSeeds, type SeedKind } from '../seeds.js';
+import { runBatched, type TaskResult, type TaskSettings } from '../tasks/common.js';
+import { defaultSeedsFor } from '../tasks/generate.js';
+import { concat, slice, type ImageBatch } from '../tensor.js';
+import {
+  batchKey, checkJob, DEFAULT_QUEUE, failureMessage, isPermanent, jobImage, jobRows,
+  type JobData, type JobLimits, type JobResult, type TranslateJobData,
+} from './jobs.js';
+import { bullConnection, createClient } from './redis.js';
+import { jobOutputsDone, lockKey, mergeManifest, RedisLock, setFsync, writeEntry, writeShared, type QueueEntry } from './storage.js';
+
+export interface QueueWorkerOptions {
+  connection: RedisOptions;
+  queue?: string;
+  /** BullMQ's key prefix (default 'bull'). */
+  prefix?: string;
+  device?: Device;
+  /**
+   * Jobs held at once, each under its own lock; a device batch takes up to `batch` rows of them.
+   * 'auto' (default): twice the largest `batch` of the jobs seen (one batch computing, the next
+   * filling), at most 256.
+   */
+  concurrency?: number | 'auto';
+  /** Model directories: models are loaded by name from these and the embedded ones, and from nowhere else. */
+  modelDirs?: string[];
+  /** A batch that is not full runs once no compatible job has joined it for this long (ms, default 50). */
+  windowMs?: number;
+  /** BullMQ lockDuration (ms, default 30000): a dead worker's jobs return to the queue after about this. */
+  lockMs?: number;
+  /** BullMQ stalledInterval (ms, default 30000). */
+  stalledMs?: number;
+  /** BullMQ maxStalledCount (default 2): a job that stalls more often fails. */
+  maxStalled?: number;
+  limits?: Partial<JobLimits>;
+  /** This worker's name in logs, results and `status` (default HOST-PID). */
+  name?: string;
+  log?: (line: string) => void;
+  heartbeatMs?: number;
+  /** Each output directory's manifest.json is merged at most once per this many ms by this worker (default 1000). */
+  mergeMs?: number;
+  /** fsync every file before renaming it into place (see setFsync). */
+  fsync?: boolean;
+}
+
+export const DEFAULT_LIMITS: JobLimits = { maxIterations: 10_000, maxBatch: 1024, maxImageBytes: 16 << 20, allowOut: [] };
+
+interface Item {
+  job: Job<JobData, JobResult>;
+  data: JobData;
+  rows: number;
+  /** Translate: the source decoded at the job's shape, started when the job arrives (it overlaps the batch computing meanwhile). */
+  decoded?: Promise<ImageBatch>;
+  resolve: (r: JobResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Group {
+  key: string;
+  batch: number;
+  items: Item[];
+  rows: number;
+  ready: boolean;
+  /** Its model is loaded (or failed to load). */
+  prepared: boolean;
+  born: number;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Collects items into groups of one key, up to `batch` rows. A group is ready when it is full, or
+ * when no compatible job has joined it for `windowMs` (jobs still streaming in keep it open, up to
+ * 40 windows), and once its model is loaded (the first job of a group starts the load, so the
+ * group keeps filling meanwhile). Ready groups run one at a time (the device runs one batch at a
+ * time anyway); a ready group that has not started yet still takes compatible items.
+ */
+class Batcher {
+  #open: Group[] = [];
+  #busy = false;
+  constructor(
+    private readonly windowMs: number,
+    private readonly prepare: (item: Item) => Promise<unknown>,
+    private readonly run: (g: Group) => Promise<void>,
+  ) {}
+
+  add(item: Item): void {
+    const key = batchKey(item.data);
+    const batch = item.data.settings.batch;
+    let g = this.#open.find((x) => x.key === key && x.rows + item.rows <= x.batch);
+    if (!g) {
+      const fresh: Group = { key, batch, items: [], rows: 0, ready: false, prepared: false, born: Date.now() };
+      this.prepare(item)
+        .catch(() => {}) // the group's run meets the same error and fails its jobs with it
+        .finally(() => {
+          fresh.prepared = true;
+          this.#pump();
+        });
+      this.#open.push(fresh);
+      g = fresh;
+    }
+    g.items.push(item);
+    g.rows += item.rows;
+    clearTimeout(g.timer);
+    if (g.rows >= g.batch || Date.now() - g.born >= 40 * this.windowMs) g.ready = true;
+    else {
+      const group = g;
+      group.timer = setTimeout(() => {
+        group.ready = true;
+        this.#pump();
+      }, this.windowMs);
+    }
+    this.#pump();
+  }
+
+  #pump(): void {
+    if (this.#busy) return;
+    const i = this.#open.findIndex((g) => g.ready && g.prepared);
+    if (i < 0) return;
+    const g = this.#open.splice(i, 1)[0]!;
+    clearTimeout(g.timer);
+    this.#busy = true;
+    this.run(g)
+      .catch((e: unknown) => g.items.forEach((it) => it.reject(e)))
+      .finally(() => {
+        this.#busy = false;
+        this.#pump();
+      });
+  }
+}
+
+/**
+ * Merges output directories' manifests from their entry files, at most once per `everyMs` per
+ * directory: a merge rewrites the whole manifest, so merging after every batch would cost
+ * O(outputs) per batch. The last request is always honoured (a timer), and close() flushes.
+ */
+class ManifestMerger {
+  #last = new Map<string, number>();
+  #timers = new Map<string, NodeJS.Timeout>();
+  #chain: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly merge: (dir: string) => Promise<void>,
+    private readonly everyMs: number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  request(dir: string): void {
+    if (this.#timers.has(dir)) return;
+    const wait = Math.max(0, (this.#last.get(dir) ?? 0) + this.everyMs - Date.now());
+    this.#timers.set(dir, setTimeout(() => this.#run(dir), wait));
+  }
+
+  #run(dir: string): Promise<void> {
+    this.#timers.delete(dir);
+    this.#last.set(dir, Date.now());
+    this.#chain = this.#chain.then(() => this.merge(dir)).catch((e: unknown) => this.log(`manifest merge in ${dir} failed (the next one repairs it): ${(e as Error).message}`));
+    return this.#chain;
+  }
+
+  async flush(): Promise<void> {
+    for (const [dir, t] of [...this.#timers]) {
+      clearTimeout(t);
+      void this.#run(dir);
+    }
+    await this.#chain;
+  }
+}
+
+interface LoadedModel {
+  clf: Classifier;
+  sha256: string;
+}
+
+/**
+ * Loaded models by name, the most recent two (loading is slow; memory is not free). A load in
+ * progress is shared by whoever asks for the same model. Only get(), called by the batch runner
+ * one batch at a time, evicts (and so disposes of) a model: a preload never disposes of one a
+ * running batch uses.
+ */
+class Models {
+  #cache = new Map<string, Promise<LoadedModel>>();
+  constructor(
+    private readonly device: Device,
+    private readonly modelDirs: string[],
+    private readonly log: (line: string) => void,
+  ) {}
+
+  #load(name: string): Promise<LoadedModel> {
+    const p = (async () => {
+      // By name only, and only from the allow-list: the embedded models and --models.
+      const clf = await Classifier.load(name, { device: this.device, modelDirs: this.modelDirs, allowedDirs: this.modelDirs });
+      this.log(`loaded ${name} (${clf.path}) on ${clf.device}`);
+      return { clf, sha256: clf.card?.sha256 ?? (await sha256File(clf.path)) };
+    })();
+    this.#cache.set(name, p);
+    p.catch(() => this.#cache.get(name) === p && this.#cache.delete(name)); // a failed load is tried again next time
+    return p;
+  }
+
+  /** The hash of the file a name resolves to now (its card's, else the file's). */
+  async #diskSha(name: string): Promise<string | undefined> {
+    try {
+      const { path, card } = resolveModel(name, this.modelDirs);
+      return card?.sha256 ?? (await sha256File(path));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Starts loading a job's model if there is room, so that its batch keeps filling meanwhile. */
+  async preload(d: JobData): Promise<void> {
+    if (!this.#cache.has(d.model) && this.#cache.size < 2) await this.#load(d.model);
+    else await this.#cache.get(d.model);
+  }
+
+  async get(d: JobData): Promise<Classifier> {
+    let p = this.#cache.get(d.model);
+    if (p) {
+      this.#cache.delete(d.model);
+      this.#cache.set(d.model, p);
+    } else {
+      while (this.#cache.size >= 2) {
+        const [name, old] = this.#cache.entries().next().value as [string, Promise<LoadedModel>];
+        this.#cache.delete(name);
+        await old.then((m) => m.clf.dispose()).catch(() => {});
+      }
+      p = this.#load(d.model);
+    }
+    let m = await p;
+    if (m.sha256 !== d.modelSha256 && (await this.#diskSha(d.model)) === d.modelSha256) {
+      // The file was replaced since it was loaded (a re-export): load the new one.
+      this.#cache.delete(d.model);
+      await m.clf.dispose().catch(() => {});
+      m = await this.#load(d.model);
+    }
+    if (m.sha256 !== d.modelSha256) {
+      throw new RobustSynthError(
+        'ERR_MODEL_LOAD',
+        `this worker's ${d.model} (sha256 ${m.sha256.slice(0, 12)}...) is not the model the job was submitted for (${d.modelSha256.slice(0, 12)}...)`,
+      );
+    }
+    const [c, h, w] = m.clf.inputShape;
+    if (d.shape[0] !== c || d.shape[1] !== h || d.shape[2] !== w) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `the job is for ${d.shape.join('x')} inputs; ${d.model} takes ${c}x${h}x${w}`);
+    }
+    return m.clf;
+  }
+
+  async dispose(): Promise<void> {
+    for (const p of this.#cache.values()) await p.then((m) => m.clf.dispose()).catch(() => {});
+    this.#cache.clear();
+  }
+}
+
+export interface WorkerStats {
+  id: string;
+  host: string;
+  pid: number;
+  device: string;
+  concurrency: number;
+  startedAt: number;
+  lastSeen: number;
+  jobs: number;
+  images: number;
+  failed: number;
+  batches: number;
+  rows: number;
+  stopped?: boolean;
+}
+
+/** The Redis hash of worker heartbeats of a queue (what `status` lists as workers seen). */
+export const workersKey = (prefix: string, queue: string) => `${prefix}:${queue}:rs-workers`;
+
+export interface QueueWorker {
+  readonly id: string;
+  readonly stats: WorkerStats;
+  /** Stops taking jobs, finishes those it holds, then disconnects. */
+  close(): Promise<void>;
+}
+
+/** Starts a worker; it runs until close(). */
+export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
+  const queue = o.queue ?? DEFAULT_QUEUE;
+  const prefix = o.prefix ?? 'bull';
+  const id = o.name ?? `${hostname()}-${process.pid}`;
+  const log = o.log ?? ((line: string) => console.log(`[${new Date().toISOString()}] ${id}: ${line}`));
+  const limits: JobLimits = { ...DEFAULT_LIMITS, ...o.limits };
+  if (o.fsync !== undefined) setFsync(o.fsync);
+  const auto = o.concurrency === undefined || o.concurrency === 'auto';
+  let concurrency = auto ? 8 : (o.concurrency as number);
+  const device = o.device ?? 'auto';
+  const models = new Models(device, o.modelDirs ?? [], log);
+  const redis: Redis = createClient(o.connection);
+  const lock = new RedisLock(redis);
+  const stats: WorkerStats = {
+    id, host: hostname(), pid: process.pid, device, concurrency, startedAt: Date.now(), lastSeen: Date.now(),
+    jobs: 0, images: 0, failed: 0, batches: 0, rows: 0,
+  };
+  const warned = new Set<string>();
+  const seedCache = new Map<string, ImageBatch>();
+
+  /** The start rows of one job. */
+  async function startRows(clf: Classifier, item: Item): Promise<{ x0: ImageBatch; target: number }> {
+    const d = item.data;
+    const [c, h, w] = clf.inputShape;
+    if (d.task === 'translate') {
+      // models.get checked that the job's shape is the model's.
+      const target = clf.classIndex(d.to, 'to');
+      return { x0: await item.decoded!, target };
+    }
+    const target = clf.classIndex(d.class, 'class');
+    const kind: SeedKind = d.seed;
+    const seeds = kind === 'uniform' ? undefined : defaultSeedsFor(clf.card?.dataset);
+    if (kind !== 'uniform' && !seeds) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `seed '${kind}' needs fitted seed statistics for ${clf.name}, and this worker has none (use --seed uniform)`);
+    }
+    if (seeds && (seeds.shape[0] !== c || seeds.shape[1] !== h || seeds.shape[2] !== w)) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `the seed file is for ${seeds.shape.join('x')} images, the model takes ${c}x${h}x${w}`);
+    }
+    // Seeds are drawn in sequence per class: the first `end` of them are the same whatever the
+    // count, so seeds start..end-1 are those of the single-machine run's images start..end-1.
+    const key = JSON.stringify([d.model, kind, target, d.randomSeed]);
+    let all = seedCache.get(key);
+    if (!all || all.shape[0] < d.end) {
+      all = sampleSeeds(seeds, kind, target, d.end, d.randomSeed, clf.inputShape);
+      if (all.data.byteLength <= 32 << 20) {
+        if (seedCache.size >= 16) seedCache.delete(seedCache.keys().next().value as string);
+        seedCache.set(key, all);
+      }
+    }
+    return { x0: slice(all, d.start, d.end), target };
+  }
+
+  async function runGroup(g: Group): Promise<void> {
+    const clf = await models.get(g.items[0]!.data);
+    const B = g.batch;
+    if (!auto && B > concurrency && !warned.has(g.key)) {
+      warned.add(g.key);
+      log(`jobs ask for device batches of ${B} rows but --concurrency is ${concurrency}: batches run padded; raise --concurrency to ${2 * B} to fill them`);
+    }
+    const byDir = new Map<string, { entries: QueueEntry[]; items: Array<{ item: Item; result: JobResult }> }>();
+    const record = (item: Item, entries: QueueEntry[], result: JobResult) => {
+      const slot = byDir.get(item.data.out) ?? { entries: [], items: [] };
+      slot.entries.push(...entries);
+      slot.items.push({ item, result });
+      byDir.set(item.data.out, slot);
+    };
+    const live: Array<{ item: Item; x0: ImageBatch; target: number }> = [];
+    for (const item of g.items) {
+      try {
+        // A re-delivered job whose writes had all finished (its worker died before completing it).
+        const done = jobOutputsDone(item.data.out, item.job.id!, item.data.files);
+        if (done) {
+          const result = { worker: id, files: item.data.files, losses: done.map((e) => e.loss), predicted: done.map((e) => e.predicted.index), rows: 0, real: 0, ms: 0, reused: true };
+          record(item, done, result);
+          continue;
+        }
+        live.push({ item, ...(await startRows(clf, item)) });
+      } catch (e) {
+        item.reject(e);
+      }
+    }
+    const write = live.length ? await compute(clf, g.batch, live) : undefined;
+    // The device is free for the next batch once compute returns: the outputs of this one are
+    // encoded and written meanwhile, on this thread, while the next computes on the native one.
+    const finish = async () => {
+      if (write) await write(record);
+      // Outputs and entries are in place: the jobs are done. The manifest follows within
+      // `mergeMs` (merged from the entry files, so nothing is lost if this process dies first).
+      for (const [dir, slot] of byDir) {
+        for (const { item, result } of slot.items) item.resolve(result);
+        merger.request(dir);
+      }
+    };
+    const p = finish().catch((e: unknown) => g.items.forEach((it) => it.reject(e)));
+    writing.add(p);
+    void p.finally(() => writing.delete(p));
+  }
+
+  /** Runs one device batch; resolves with the function that writes its outputs (undefined if it failed: its jobs are rejected). */
+  async function compute(
+    clf: Classifier,
+    B: number,
+    live: Array<{ item: Item; x0: ImageBatch; target: number }>,
+  ): Promise<((record: (item: Item, entries: QueueEntry[], result: JobResult) => void) => Promise<void>) | undefined> {
+    const first = live[0]!.item.data;
+    const real = live.reduce((a, l) => a + l.x0.shape[0], 0);
+    // Pad to exactly B rows with copies of the first: every image is computed at batch size B,
+    // whatever else was waiting, so its result does not depend on which worker or batch ran it.
+    const parts = live.map((l) => l.x0);
+    const targets: number[] = live.flatMap((l) => Array<number>(l.x0.shape[0]).fill(l.target));
+    for (let k = real; k < B; k++) {
+      parts.push(slice(live[0]!.x0, 0, 1));
+      targets.push(live[0]!.target);
+    }
+    const x0 = concat(parts);
+    const s = first.settings;
+    const settings: TaskSettings = { eps: s.eps, step: s.step, iterations: s.iterations, constraint: s.constraint, useBest: s.useBest };
+    log(`batch start: ${live.length} job(s), ${real} image(s) in ${B} rows, ${first.task} on ${first.model}`);
+    const t0 = performance.now();
+    let r;
+    try {
+      r = await runBatched(first.task, { classifier: clf, bf16: s.bf16, batch: B }, settings, x0, Int32Array.from(targets));
+    } catch (e) {
+      for (const l of live) l.item.reject(e);
+      return undefined;
+    }
+    const ms = performance.now() - t0;
+    stats.batches++;
+    stats.rows += B;
+    log(`batch done: ${real} image(s) in ${ms.toFixed(0)} ms`);
+    return (record) => writeOutputs(clf, r, B, real, ms, settings, live, record);
+  }
+
+  async function writeOutputs(
+    clf: Classifier,
+    r: TaskResult,
+    B: number,
+    real: number,
+    ms: number,
+    settings: TaskSettings,
+    live: Array<{ item: Item; x0: ImageBatch; target: number }>,
+    record: (item: Item, entries: QueueEntry[], result: JobResult) => void,
+  ): Promise<void> {
+    let row = 0;
+    for (const { item, x0: rows } of live) {
+      const d = item.data;
+      const n = rows.shape[0];
+      try {
+        const entries: QueueEntry[] = [];
+        for (let j = 0; j < n; j++) {
+          const i = row + j;
+          writeShared(d.out, d.files[j]!, await encodePng(r.images, i), item.job.id!);
+          const e: QueueEntry = {
+            file: d.files[j]!,
+            task: r.task,
+            source: d.source,
+            target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
+            loss: r.losses[i]!,
+            predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
+            settings: { ...settings, model: clf.name },
+            job: item.job.id!,
+          };
+          writeEntry(d.out, e);
+          entries.push(e);
+        }
+        record(item, entries, { worker: id, files: d.files, losses: entries.map((e) => e.loss), predicted: entries.map((e) => e.predicted.index), rows: B, real, ms });
+      } catch (e) {
+        item.reject(e);
+      }
+      row += n;
+    }
+  }
+
+  const writing = new Set<Promise<void>>();
+  const batcher = new Batcher(o.windowMs ?? 50, (item) => models.preload(item.data), runGroup);
+  const merger = new ManifestMerger((dir) => lock.with(lockKey(prefix, queue, dir), () => void mergeManifest(dir, [])), o.mergeMs ?? 1000, log);
+
+  const decode = async (d: TranslateJobData) => decodeImage(jobImage(d), { channels: d.shape[0], height: d.shape[1], width: d.shape[2] });
+
+  const processor = async (job: Job<JobData, JobResult>): Promise<JobResult> => {
+    let data: JobData;
+    try {
+      data = checkJob(job.data, limits);
+    } catch (e) {
+      throw new UnrecoverableError(failureMessage(e));
+    }
+    if (auto && 2 * data.settings.batch > concurrency && concurrency < 256) {
+      concurrency = Math.min(256, 2 * data.settings.batch);
+      worker.concurrency = concurrency;
+      stats.concurrency = concurrency;
+    }
+    try {
+      const decoded = data.task === 'translate' ? decode(data) : undefined;
+      decoded?.catch(() => {}); // its error is met (and reported) when the batch reads it
+      return await new Promise<JobResult>((resolve, reject) => batcher.add({ job, data, rows: jobRows(data), decoded, resolve, reject }));
+    } catch (e) {
+      // Bad input fails its own job for good; anything else (device, memory, I/O, Redis, a
+      // worker without the model) is retried with backoff, possibly on another worker.
+      if (isPermanent(e)) throw new UnrecoverableError(failureMessage(e));
+      throw new Error(failureMessage(e));
+    }
+  };
+
+  const worker = new Worker<JobData, JobResult>(queue, processor, {
+    connection: bullConnection(o.connection),
+    prefix,
+    concurrency,
+    name: id,
+    lockDuration: o.lockMs ?? 30_000,
+    stalledInterval: o.stalledMs ?? 30_000,
+    maxStalledCount: o.maxStalled ?? 2,
+    autorun: false,
+  });
+  let lastError = 0;
+  worker.on('error', (e) => {
+    // ioredis reports every failed reconnect; one line every 5 s is enough.
+    if (Date.now() - lastError > 5000) log(`redis: ${e.message}`);
+    lastError = Date.now();
+  });
+  worker.on('completed', (job, result) => {
+    stats.jobs++;
+    stats.images += result?.files?.length ?? 0;
+    // Completed jobs stay in Redis (their id makes resubmission skip them); their input does not need to.
+    if (job.data?.task === 'translate' && job.data.image) job.updateData({ ...job.data, image: '' }).catch(() => {});
+  });
+  worker.on('failed', (job, err) => {
+    stats.failed++;
+    log(`job ${job?.id ?? '?'} (${job?.data?.files?.join(', ') ?? '?'}) failed: ${err.message}`);
+  });
+
+  const beat = async (extra: Partial<WorkerStats> = {}) => {
+    stats.lastSeen = Date.now();
+    await redis.hset(workersKey(prefix, queue), id, JSON.stringify({ ...stats, ...extra }));
+  };
+  await beat().catch(() => {});
+  const hb = setInterval(() => void beat().catch(() => {}), o.heartbeatMs ?? 5000);
+  const running = worker.run().catch((e: unknown) => log(`worker stopped: ${(e as Error).message}`));
+  log(`ready: queue ${queue}, device ${device}, concurrency ${auto ? 'auto' : concurrency}, models: embedded${o.modelDirs?.length ? `, ${o.modelDirs.join(', ')}` : ''}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    stats,
+    close() {
+      closing ??= (async () => {
+        clearInterval(hb);
+        await worker.close();
+        await running;
+        await Promise.all(writing);
+        await merger.flush();
+        await beat({ stopped: true }).catch(() => {});
+        redis.disconnect();
+        await models.dispose();
+      })();
+      return closing;
+    },
+  };
+}
