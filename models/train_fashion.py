@@ -2,22 +2,26 @@
 """Train the embedded Fashion-MNIST classifiers and export them as TorchScript.
 
     /usr/bin/python3 models/train_fashion.py [--out models] [--only robust,standard,judge]
+    # one robust candidate into its own directory (models/ untouched):
+    /usr/bin/python3 models/train_fashion.py --only robust --out scratch/sweep/conv3-e2.5
+        --robust-arch conv3 --robust-epochs 3 --pgd-steps 5 --eps 2.5 --threads 1
 
 Three models, all seeded and reproducible on the same machine and torch build:
 
 * fashion-standard: small ResNet, plain cross-entropy training.
-* fashion-robust:   the same architecture, L2 PGD adversarial training (Madry et al.).
+* fashion-robust:   L2 PGD adversarial training (Madry et al.); --robust-arch resnet (the same
+                    architecture as fashion-standard) or conv3 (ConvNet3, a plain three-conv net).
 * fashion-judge:    a different architecture (plain VGG-style CNN) with its own seed; it is
                     never used to synthesize anything, only to judge what the others make.
 
 Every exported module takes pixels in [0, 1] of shape (N, 1, 28, 28), normalizes inside
-(exactly once), returns logits from forward(), and exposes features() (the pooled
-representation). A sidecar JSON sits next to each .pt.
+(exactly once), returns logits from forward(), and exposes features() (the representation
+the final linear layer reads: pooled for the ResNet and the judge, the flattened 3x3 map for
+ConvNet3). A sidecar JSON sits next to each .pt. The defaults are the settings of the models
+that ship in models/; the sweep of robust candidates is in models/README.md.
 """
 import argparse
 import gzip
-import hashlib
-import json
 import os
 import sys
 import time
@@ -27,11 +31,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Helpers shared with the other scripts (models/_common.py, next to this file); sha256 stays
+# importable from here (fix_normalization.py imports it).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # leave no models/__pycache__ (in a checkout or an installed package)
+from _common import sha256, write_json  # noqa: E402,F401
+
 DATA_DIR = '/usr/share/datasets/fashion-mnist'
 # The networks train on raw [0, 1] pixels (their first BatchNorm, or the judge's first conv, absorbs
 # the scale), so the exported module's normalization is the identity. Exporting them with the data
 # set's mean/std would normalize inputs the network never saw normalized: the double-normalization
-# trap of shared/REFERENCE.md (measured: 9.9 % accuracy instead of 91.9 %).
+# trap (measured: 9.9 % accuracy instead of 91.9 %).
 CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
            'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 MEAN, STD = 0.0, 1.0
@@ -88,6 +98,34 @@ class SmallResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))
+
+
+class ConvNet3(nn.Module):
+    """Plain three-convolution network: (conv 3x3, ReLU, 2x2 max pool) x3 (28 -> 14 -> 7 -> 3), then
+    one linear layer on the flattened 3x3 map. No BatchNorm, no skips: its input gradients follow
+    the image closely, which is what synthesis uses."""
+
+    def __init__(self, width=32, classes=10):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Linear(4 * w * 3 * 3, classes)
+
+    def features(self, x):
+        return torch.flatten(self.body(x), 1)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+# Robust architectures: --robust-arch name -> (constructor(width), card name, representation size).
+ROBUST_ARCHS = {
+    'resnet': (lambda w: SmallResNet(width=w), lambda w: f'SmallResNet(width={w})', lambda w: 4 * w, 16),
+    'conv3': (lambda w: ConvNet3(width=w), lambda w: f'ConvNet3(width={w})', lambda w: 4 * w * 9, 32),
+}
 
 
 class JudgeNet(nn.Module):
@@ -198,17 +236,15 @@ def train(name, model, xtr, ytr, xte, yte, epochs, seed, adv_eps=0.0, adv_steps=
     return time.time() - t0
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(name, net, out_dir, meta):
     net.eval()
-    mod = torch.jit.script(Exported(net, MEAN, STD))
+    try:
+        mod = torch.jit.script(Exported(net, MEAN, STD))
+    except Exception:
+        # torch.jit.script re-reads this file's source: if it was edited while the model trained,
+        # scripting fails. Keep the trained weights (load_state_dict + export, no retraining).
+        torch.save(net.state_dict(), os.path.join(out_dir, f'{name}.state_dict.pt'))
+        raise
     path = os.path.join(out_dir, f'{name}.pt')
     mod.save(path)
     sidecar = {
@@ -223,9 +259,7 @@ def export(name, net, out_dir, meta):
         'sha256': sha256(path),
         **meta,
     }
-    with open(path[:-3] + '.json', 'w') as f:
-        json.dump(sidecar, f, indent=2)
-        f.write('\n')
+    write_json(path[:-3] + '.json', sidecar)
     print(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)', flush=True)
 
 
@@ -237,7 +271,11 @@ def main():
     ap.add_argument('--epochs', type=int, default=6, help='epochs for standard and judge')
     ap.add_argument('--robust-epochs', type=int, default=5)
     ap.add_argument('--eps', type=float, default=1.5, help='L2 training radius of fashion-robust')
-    ap.add_argument('--pgd-steps', type=int, default=7)
+    ap.add_argument('--pgd-steps', type=int, default=7, help='attack steps per training batch of fashion-robust')
+    ap.add_argument('--robust-arch', choices=sorted(ROBUST_ARCHS), default='resnet',
+                    help='architecture of fashion-robust: resnet (SmallResNet) or conv3 (ConvNet3)')
+    ap.add_argument('--robust-width', type=int, default=0,
+                    help='channel width of fashion-robust (default: 16 for resnet, 32 for conv3)')
     ap.add_argument('--train-limit', type=int, default=0, help='use only the first N training images (smoke runs)')
     args = ap.parse_args()
 
@@ -268,16 +306,19 @@ def main():
             'training': {'epochs': args.epochs, 'seed': 7, 'seconds': round(secs)},
             'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 128})
     if 'robust' in which:
+        make, arch_name, rep_size, default_width = ROBUST_ARCHS[args.robust_arch]
+        width = args.robust_width or default_width
         torch.manual_seed(2)
-        net = SmallResNet()
+        net = make(width)
         secs = train('fashion-robust', net, xtr, ytr, xte, yte, args.robust_epochs, seed=2,
                      adv_eps=args.eps, adv_steps=args.pgd_steps)
         export('fashion-robust', net, args.out, {
-            **common, 'architecture': 'SmallResNet(width=16)', 'robust': True, 'eps': args.eps,
+            **common, 'architecture': arch_name(width), 'robust': True, 'eps': args.eps,
             'constraint': '2',
             'training': {'epochs': args.robust_epochs, 'seed': 2, 'pgdSteps': args.pgd_steps,
-                         'pgdStepSize': 2.5 * args.eps / args.pgd_steps, 'seconds': round(secs)},
-            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 64})
+                         'pgdStepSize': 2.5 * args.eps / args.pgd_steps, 'threads': args.threads,
+                         'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep_size(width)})
 
 
 if __name__ == '__main__':

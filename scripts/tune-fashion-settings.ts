@@ -3,16 +3,21 @@
  * models/README.md. Judge agreement of robust and standard generations and translations.
  *
  *   npx tsx scripts/tune-fashion-settings.ts factor | eps 2,4,8 | translate 3,5,10
+ *     [--robust NAME|PATH]  a robust candidate other than the embedded fashion-robust
+ *     [--step S]            generation step (default eps/16); [--threads N]
  */
-import { Classifier, fitSeeds, generate, translate, readFashionMnist, gridPng } from '../lib/index.js';
+import { Classifier, fitSeeds, generate, translate, readFashionMnist, gridPng, setThreads } from '../lib/index.js';
 import { slice } from '../lib/tensor.js';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, step: { type: 'string' }, threads: { type: 'string' } } });
+if (opts.threads) setThreads(Number(opts.threads));
 const judge = await Classifier.load('fashion-judge');
-const robust = await Classifier.load('fashion-robust');
+const robust = await Classifier.load(opts.robust!);
 const standard = await Classifier.load('fashion-standard');
 const agree = (p: Int32Array, t: Int32Array) => p.filter((v, i) => v === t[i]).length / p.length;
-const mode = process.argv[2];
+const mode = args[0];
 if (mode === 'factor') {
   for (const f of [1, 2, 4]) {
     const seeds = fitSeeds(readFashionMnist('train'), { factor: f });
@@ -24,10 +29,10 @@ if (mode === 'factor') {
     }
   }
 } else if (mode === 'eps') {
-  for (const eps of (process.argv[3] ?? '2,4,8').split(',').map(Number)) {
+  for (const eps of (args[1] ?? '2,4,8').split(',').map(Number)) {
     for (const kind of ['uniform', 'mvn'] as const) {
       for (const clf of [robust, standard]) {
-        const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: kind, randomSeed: 3, eps, step: eps / 16 });
+        const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: kind, randomSeed: 3, eps, step: opts.step ? Number(opts.step) : eps / 16 });
         const before = agree(await judge.predict(r.starts), r.targets);
         const after = agree(await judge.predict(r.images), r.targets);
         console.log(`eps ${eps} ${kind} ${clf.name}: seed judge ${before.toFixed(2)} after ${after.toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
@@ -41,7 +46,7 @@ if (mode === 'factor') {
   const t = readFashionMnist('test', { limit: 300 });
   const src = slice(t.images, 100, 200);
   const to = Array.from(t.labels.subarray(100, 200), (y) => (y + 3) % 10);
-  for (const eps of (process.argv[3] ?? '3,5,10').split(',').map(Number)) {
+  for (const eps of (args[1] ?? '3,5,10').split(',').map(Number)) {
     for (const clf of [robust, standard]) {
       const r = await translate({ classifier: clf, image: src, to, eps, step: eps / 20, iterations: 100 });
       console.log(`translate eps ${eps} ${clf.name}: judge->target ${agree(await judge.predict(r.images), r.targets).toFixed(2)} judge->source ${agree(await judge.predict(r.images), t.labels.subarray(100, 200)).toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
