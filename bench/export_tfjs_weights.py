@@ -27,7 +27,6 @@ module's forward (max abs difference of the logits <= 1e-4); the JSON carries th
 logits so the TF.js side can check itself the same way after loading.
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -35,17 +34,13 @@ import sys
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no models/__pycache__ in the package directory
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models'))
+from _common import sha256  # noqa: E402
+
 
 class ExportError(Exception):
     pass
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def where(node):
