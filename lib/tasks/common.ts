@@ -2,7 +2,7 @@
  * What every task shares: its default settings for an input size, and one batched driver of
  * Classifier.pgd. Tasks differ only in how they build x0, targets and the penalty.
  */
-import type { Classifier, ClassRef, Constraint, PgdResult, Progress } from '../classifier.js';
+import type { Classifier, ClassRef, Constraint, PgdOptions, PgdResult, Progress } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
@@ -119,6 +119,14 @@ export function classList(clf: Classifier, name: string, v: ClassRef | ArrayLike
   return Int32Array.from({ length: n }, (_, i) => clf.classIndex(list[list.length === 1 ? 0 : i]!, name));
 }
 
+/**
+ * What a task adds to the loop per batch, besides x0 and targets: its objective and penalty
+ * (`lib/tasks/inpaint.ts` passes the penalty; the feature tasks a feature or inversion target)
+ * for the samples [start, end). Samples of different `groups` values never share a batch (the
+ * engine maximizes one feature unit per call).
+ */
+export type BatchOptions = (start: number, end: number) => Pick<PgdOptions, 'feature' | 'inversion' | 'penalty'>;
+
 /** Runs PGD over x0 in batches, with progress across the whole set. */
 export async function runBatched(
   task: TaskName,
@@ -126,7 +134,8 @@ export async function runBatched(
   settings: TaskSettings,
   x0: ImageBatch,
   targets: Int32Array,
-  penalty?: { mask: ImageBatch; reference: ImageBatch },
+  perBatch?: BatchOptions,
+  groups?: Int32Array,
 ): Promise<TaskResult> {
   const clf = o.classifier;
   const n = x0.shape[0];
@@ -136,8 +145,9 @@ export async function runBatched(
   const results: PgdResult[] = [];
   const t0 = performance.now();
   let steps = 0;
-  for (let start = 0; start < n; start += batch) {
-    const end = Math.min(n, start + batch);
+  for (let start = 0, end = 0; start < n; start = end) {
+    end = Math.min(n, start + batch);
+    if (groups) for (let i = start + 1; i < end; i++) if (groups[i] !== groups[start]) end = i;
     if (o.signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted');
     const r = await clf.pgd({
       x0: slice(x0, start, end),
@@ -148,11 +158,7 @@ export async function runBatched(
       constraint: settings.constraint,
       useBest: settings.useBest,
       bf16: o.bf16,
-      penalty: penalty && {
-        weight: settings.penaltyWeight ?? 0,
-        mask: slice(penalty.mask, start, end),
-        reference: slice(penalty.reference, start, end),
-      },
+      ...perBatch?.(start, end),
       signal: o.signal,
       progressEvery: Math.max(1, Math.floor(settings.iterations / 50)),
       onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, inBatch: end - start, images: n })),

@@ -1,7 +1,7 @@
 /** Inpainting: fill a hole so the image reads as its class, keeping the known pixels. */
 import type { ClassRef } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
-import { checkBatch, type ImageBatch } from '../tensor.js';
+import { checkBatch, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 import { checkClassifier, classList, COMMON_KEYS, resolveSettings, runBatched, type CommonTaskOptions, type TaskResult } from './common.js';
 
@@ -90,5 +90,7 @@ export async function inpaint(options: InpaintOptions): Promise<TaskResult> {
   const targets = options.label === undefined ? await clf.predict(image) : classList(clf, 'label', options.label, n);
   const x0 = fillHole(image, mask);
   const fullMask: ImageBatch = mask.shape[0] === n ? mask : { data: new Float32Array(n * h * w).map((_, i) => mask.data[i % (h * w)]!), shape: [n, 1, h, w] };
-  return runBatched('inpaint', { ...options, classifier: clf }, settings, x0, targets, { mask: fullMask, reference: x0 });
+  return runBatched('inpaint', { ...options, classifier: clf }, settings, x0, targets, (start, end) => ({
+    penalty: { weight: settings.penaltyWeight ?? 0, mask: slice(fullMask, start, end), reference: slice(x0, start, end) },
+  }));
 }

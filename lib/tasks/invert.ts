@@ -7,8 +7,8 @@
 import { RobustSynthError } from '../errors.js';
 import { checkBatch, type ImageBatch, type Tensor2D } from '../tensor.js';
 import * as is from '../validate.js';
-import { checkClassifier, COMMON_KEYS, resolveSettings, type CommonTaskOptions, type TaskResult } from './common.js';
-import { noiseStart, representation, runObjectiveBatched } from './visualizeFeature.js';
+import { checkClassifier, COMMON_KEYS, resolveSettings, runBatched, type CommonTaskOptions, type TaskResult } from './common.js';
+import { noiseStart, representation } from './visualizeFeature.js';
 
 export interface InvertOptions extends CommonTaskOptions {
   /** The images whose representations to reach. */
@@ -77,7 +77,7 @@ export async function invert(options: InvertOptions): Promise<InvertResult> {
   const targetRep = await representation(clf, target);
   const d = targetRep.shape[1];
   const targets = await clf.predict(target);
-  const r = await runObjectiveBatched('invert', { ...options, classifier: clf }, settings, x0, targets, (s, e) => ({
+  const r = await runBatched('invert', { ...options, classifier: clf }, settings, x0, targets, (s, e) => ({
     inversion: { target: { data: targetRep.data.subarray(s * d, e * d), shape: [e - s, d] } },
   }));
   return {

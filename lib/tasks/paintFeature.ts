@@ -7,9 +7,9 @@
 import { RobustSynthError } from '../errors.js';
 import { checkBatch, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
-import { checkClassifier, COMMON_KEYS, resolveSettings, type CommonTaskOptions } from './common.js';
+import { checkClassifier, COMMON_KEYS, resolveSettings, runBatched, type CommonTaskOptions } from './common.js';
 import { defaultHole, holeMask, type Hole } from './inpaint.js';
-import { featureList, runObjectiveBatched, unitValues, type FeatureTaskResult } from './visualizeFeature.js';
+import { featureList, unitValues, type FeatureTaskResult } from './visualizeFeature.js';
 
 /** The reference's weight of the unit in the loss (REFERENCE_224 holds the penalty's, 90). */
 export const PAINT_FEATURE_WEIGHT = 0.1;
@@ -76,7 +76,7 @@ export async function paintFeature(options: PaintFeatureOptions): Promise<PaintF
   if (options.penaltyWeight !== undefined) settings.penaltyWeight = is.finiteNumber('penaltyWeight', options.penaltyWeight, { min: 0 });
   const featureWeight = is.finiteNumber('featureWeight', options.featureWeight ?? PAINT_FEATURE_WEIGHT, { min: 0, minExclusive: true });
   const targets = await clf.predict(image);
-  const r = await runObjectiveBatched(
+  const r = await runBatched(
     'paintFeature',
     { ...options, classifier: clf },
     settings,

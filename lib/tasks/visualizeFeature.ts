@@ -7,12 +7,12 @@
  * Classifier.pgd that adds the objective to each batch, the noise start, and the reads of a unit
  * and of a representation distance.
  */
-import type { Classifier, PgdOptions, PgdResult } from '../classifier.js';
+import type { Classifier } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
 import { rng } from '../seeds.js';
 import { checkBatch, concat, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
-import { checkClassifier, COMMON_KEYS, resolveSettings, type CommonTaskOptions, type TaskName, type TaskResult, type TaskSettings } from './common.js';
+import { checkClassifier, COMMON_KEYS, resolveSettings, runBatched, type CommonTaskOptions, type TaskResult } from './common.js';
 
 export interface VisualizeFeatureOptions extends CommonTaskOptions {
   /** The unit(s) of features() to maximize; every unit is run from every start. */
@@ -34,7 +34,6 @@ export interface FeatureTaskResult extends TaskResult {
 }
 
 /** The per-batch objective the feature tasks add to each clf.pgd call. */
-export type Objective = (start: number, end: number) => Pick<PgdOptions, 'feature' | 'inversion' | 'penalty'>;
 
 /**
  * The robustness library's noise start for feature tasks: N(0.5, (1/20)^2) per pixel, clamped
@@ -88,73 +87,6 @@ export async function representation(clf: Classifier, x: ImageBatch, batch = 256
   return { data, shape: [x.shape[0], d] };
 }
 
-/**
- * Runs PGD over x0 in batches with an objective, with progress across the whole set: the
- * feature tasks' counterpart of runBatched (lib/tasks/common.ts), which knows only
- * cross-entropy and the penalty. The engine maximizes one unit per call: samples of different
- * `groups` values never share a batch.
- */
-export async function runObjectiveBatched(
-  task: TaskName,
-  o: CommonTaskOptions,
-  settings: TaskSettings,
-  x0: ImageBatch,
-  targets: Int32Array,
-  objective: Objective,
-  groups?: Int32Array,
-): Promise<TaskResult> {
-  const clf = o.classifier;
-  const n = x0.shape[0];
-  const [, , h, w] = x0.shape;
-  const batch = o.batch ?? (h * w <= 64 * 64 ? 64 : 8);
-  is.integer('batch', batch, { min: 1, max: 1 << 20 });
-  const results: PgdResult[] = [];
-  const t0 = performance.now();
-  let steps = 0;
-  for (let start = 0, end = 0; start < n; start = end) {
-    end = Math.min(n, start + batch);
-    if (groups) for (let i = start + 1; i < end; i++) if (groups[i] !== groups[start]) end = i;
-    if (o.signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted');
-    const r = await clf.pgd({
-      x0: slice(x0, start, end),
-      targets: targets.subarray(start, end),
-      eps: settings.eps,
-      step: settings.step,
-      iterations: settings.iterations,
-      constraint: settings.constraint,
-      useBest: settings.useBest,
-      bf16: o.bf16,
-      ...objective(start, end),
-      signal: o.signal,
-      progressEvery: Math.max(1, Math.floor(settings.iterations / 50)),
-      onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, inBatch: end - start, images: n })),
-    });
-    steps += r.stats.steps;
-    results.push(r);
-    let mean = 0;
-    for (const v of r.losses) mean += v / r.losses.length;
-    o.onProgress?.({ step: settings.iterations, total: settings.iterations, loss: mean, elapsedMs: performance.now() - t0, done: end, inBatch: 0, images: n });
-  }
-  const losses = new Float32Array(n);
-  const predictions = new Int32Array(n);
-  let off = 0;
-  for (const r of results) {
-    losses.set(r.losses, off);
-    predictions.set(r.predictions, off);
-    off += r.losses.length;
-  }
-  return {
-    task,
-    images: results.length === 1 ? results[0]!.images : concat(results.map((r) => r.images)),
-    starts: x0,
-    targets,
-    losses,
-    predictions,
-    settings,
-    stats: { ms: performance.now() - t0, steps },
-  };
-}
-
 /** Every unit from every start, unit-major: the starts and the unit of each run. */
 export function everyUnitFromEveryStart(units: number[], starts: ImageBatch): { x0: ImageBatch; features: Int32Array } {
   const m = starts.shape[0];
@@ -183,6 +115,6 @@ export async function visualizeFeature(options: VisualizeFeatureOptions): Promis
   const settings = resolveSettings('visualizeFeature', options);
   const { x0, features } = everyUnitFromEveryStart(units, starts);
   const targets = await clf.predict(x0);
-  const r = await runObjectiveBatched('visualizeFeature', { ...options, classifier: clf }, settings, x0, targets, (s) => ({ feature: { index: features[s]! } }), features);
+  const r = await runBatched('visualizeFeature', { ...options, classifier: clf }, settings, x0, targets, (s) => ({ feature: { index: features[s]! } }), features);
   return { ...r, features, before: await unitValues(clf, x0, features), after: await unitValues(clf, r.images, features) };
 }
