@@ -4,6 +4,7 @@
  * manifest.json of the same shape, a contact sheet), kept in memory.
  */
 import type { Classifier } from '../classifier.js';
+import type { ManifestEntry } from '../cli/task-command.js';
 import { RobustSynthError } from '../errors.js';
 import { gridPng, encodePng } from '../images.js';
 import type { SeedKind } from '../seeds.js';
@@ -44,16 +45,8 @@ export interface JobSpec {
   previews: number;
 }
 
-/** One manifest.json entry, as the CLI's task commands write them. */
-export interface ManifestEntry {
-  file: string;
-  task: string;
-  source: string;
-  target: { index: number; name: string };
-  loss: number;
-  predicted: { index: number; name: string };
-  settings: Record<string, unknown>;
-}
+/** manifest.json entries are the CLI task commands' own. */
+export type { ManifestEntry };
 
 export interface JobOutput {
   /** PNGs, contact-sheet.png, then manifest.json. */
