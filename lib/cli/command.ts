@@ -185,3 +185,16 @@ export async function runCommand(cmd: Command, summary: string, argv: string[]):
     throw restate(e, cmd);
   }
 }
+
+/** Resolves at the first SIGINT or SIGTERM: long-running commands (serve, worker) then shut down cleanly. */
+export function untilStopped(): Promise<void> {
+  return new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -2,7 +2,7 @@
 import { setThreads, type Device } from '../../classifier.js';
 import { RobustSynthError } from '../../errors.js';
 import { isLoopback, startPlayground } from '../../serve/server.js';
-import { numberFlag, type Command } from '../command.js';
+import { numberFlag, untilStopped, type Command } from '../command.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -38,15 +38,7 @@ export const serveCommand: Command = {
       );
     }
     console.log(`robust-synth playground: ${playground.url}  (Ctrl-C stops it)`);
-    await new Promise<void>((done) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        done();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilStopped();
     console.log('robust-synth playground: stopping');
     await playground.close();
     return 0;

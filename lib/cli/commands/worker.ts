@@ -11,7 +11,7 @@ import { readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
 import { checkRedis, redact } from '../../queue/redis.js';
 import { DEFAULT_LIMITS, startWorker } from '../../queue/worker.js';
 import * as is from '../../validate.js';
-import { numberFlag, type Command } from '../command.js';
+import { numberFlag, untilStopped, type Command } from '../command.js';
 
 function dirs(values: string[] | undefined, flag: string): string[] {
   return (values ?? []).map((d) => {
@@ -74,15 +74,7 @@ export const workerCommand: Command = {
       name,
       fsync: Boolean(values.fsync),
     });
-    await new Promise<void>((done) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        done();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilStopped();
     console.log(`robust-synth worker ${worker.id}: stopping (finishing the jobs it holds)`);
     await worker.close();
     console.log(`robust-synth worker ${worker.id}: ${worker.stats.images} image(s) in ${worker.stats.jobs} job(s), ${worker.stats.failed} failed`);
