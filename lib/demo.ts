@@ -18,7 +18,7 @@ import { translate } from './tasks/translate.js';
 import { invert } from './tasks/invert.js';
 import { paintFeature } from './tasks/paintFeature.js';
 import { sketchToImage } from './tasks/sketchToImage.js';
-import { representation, visualizeFeature } from './tasks/visualizeFeature.js';
+import { representation, spreadUnits, visualizeFeature } from './tasks/visualizeFeature.js';
 import { sketchFromImage } from './sketch.js';
 import { columnMax, median } from './eval/metrics.js';
 import { concat, slice, type ImageBatch } from './tensor.js';
@@ -108,13 +108,14 @@ export async function runDemo(argv: string[]): Promise<number> {
     // The feature tasks. The scale of a unit: its largest value on 1,000 real test images.
     const unitMax = columnMax(await representation(clf, real));
     const d = unitMax.length;
-    const units = Array.from({ length: 8 }, (_, i) => Math.floor((i * d) / 8));
+    const units = spreadUnits(clf, 8, d);
     const rv = await run('visualize-feature', (p) => visualizeFeature({ classifier: clf, feature: units, count: 2, randomSeed: 1, onProgress: p.update }));
     const byStart = [0, 1].map((k) => concat(units.map((_, u) => slice(rv.images, 2 * u + k, 2 * u + k + 1))));
     writeFileAtomic(join(out, `${name}-visualize-feature.png`), await gridPng(byStart, { columns: 8, scale: 3 }));
     fv.files[name] = `${name}-visualize-feature.png`;
     fv.notes[name] = `median unit value ${median(Array.from(rv.after, (a, i) => a / Math.max(1e-6, unitMax[rv.features[i]!]!))).toFixed(2)}x its largest on real images (from ${median(Array.from(rv.before, (a, i) => a / Math.max(1e-6, unitMax[rv.features[i]!]!))).toFixed(2)}x)`;
-    const strongest = Array.from(unitMax.keys()).reduce((a, b) => (unitMax[b]! > unitMax[a]! ? b : a), 0);
+    // Among every channel's centre unit for a feature map (the paint region is the centre), else every unit.
+    const strongest = spreadUnits(clf, d, d).reduce((a, b) => (unitMax[b]! > unitMax[a]! ? b : a));
     const rp = await run('paint-feature', (p) => paintFeature({ classifier: clf, image: ex.images, feature: strongest, region: { x: 7, y: 7, width: 14, height: 14 }, onProgress: p.update }));
     writeFileAtomic(join(out, `${name}-paint-feature.png`), await gridPng([ex.images, rp.images], { columns: 10, scale: 3 }));
     pf.files[name] = `${name}-paint-feature.png`;

@@ -24,6 +24,7 @@ that ship in models/; the sweep of robust candidates is in models/README.md.
 """
 import argparse
 import gzip
+import json
 import os
 import sys
 import time
@@ -135,9 +136,10 @@ class ConvNet3(nn.Module):
 # default width, what the card says of features()).
 ROBUST_ARCHS = {
     'resnet': (lambda w: SmallResNet(width=w), lambda w: f'SmallResNet(width={w})', lambda w: 4 * w, 16,
-               {'layer': 'avgpool(layer3)', 'fakeRelu': False}),
+               lambda w: {'layer': 'avgpool(layer3)', 'fakeRelu': False}),
+    # shape: the flattened map's layout (channels, height, width), so tools can pick a channel's centre unit.
     'conv3': (lambda w: ConvNet3(width=w), lambda w: f'ConvNet3(width={w})', lambda w: 4 * w * 9, 32,
-              {'layer': 'flatten(maxpool(relu(conv3)))', 'fakeRelu': True}),
+              lambda w: {'layer': 'flatten(maxpool(relu(conv3)))', 'shape': [4 * w, 3, 3], 'fakeRelu': True}),
 }
 
 
@@ -289,6 +291,8 @@ def main():
                     help='architecture of fashion-robust: resnet (SmallResNet) or conv3 (ConvNet3)')
     ap.add_argument('--robust-width', type=int, default=0,
                     help='channel width of fashion-robust (default: 16 for resnet, 32 for conv3)')
+    ap.add_argument('--reexport', metavar='PT',
+                    help='with --only robust: export the weights of this exported fashion-robust .pt again (no training)')
     ap.add_argument('--train-limit', type=int, default=0, help='use only the first N training images (smoke runs)')
     args = ap.parse_args()
 
@@ -323,15 +327,22 @@ def main():
         width = args.robust_width or default_width
         torch.manual_seed(2)
         net = make(width)
-        secs = train('fashion-robust', net, xtr, ytr, xte, yte, args.robust_epochs, seed=2,
-                     adv_eps=args.eps, adv_steps=args.pgd_steps)
+        training = {'epochs': args.robust_epochs, 'seed': 2, 'pgdSteps': args.pgd_steps,
+                    'pgdStepSize': 2.5 * args.eps / args.pgd_steps, 'threads': args.threads}
+        if args.reexport:
+            # No training: the weights of an exported fashion-robust, exported again by this code
+            # (e.g. after a change to features()); its card's training record is kept.
+            src = torch.jit.load(args.reexport)
+            net.load_state_dict({k[len('net.'):]: v for k, v in src.state_dict().items() if k.startswith('net.')})
+            with open(args.reexport[:-3] + '.json') as f:
+                training = json.load(f)['training']
+        else:
+            training['seconds'] = round(train('fashion-robust', net, xtr, ytr, xte, yte, args.robust_epochs, seed=2,
+                                              adv_eps=args.eps, adv_steps=args.pgd_steps))
         export('fashion-robust', net, args.out, {
             **common, 'architecture': arch_name(width), 'robust': True, 'eps': args.eps,
-            'constraint': '2',
-            'training': {'epochs': args.robust_epochs, 'seed': 2, 'pgdSteps': args.pgd_steps,
-                         'pgdStepSize': 2.5 * args.eps / args.pgd_steps, 'threads': args.threads,
-                         'seconds': round(secs)},
-            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep_size(width), 'repInfo': rep_info})
+            'constraint': '2', 'training': training,
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep_size(width), 'repInfo': rep_info(width)})
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { Classifier, gridPng, invert, paintFeature, readFashionMnist, setThreads, sketchFromImage, sketchToImage, visualizeFeature, type ImageBatch } from '../lib/index.js';
 import { columnMax, median, psnr, roughness } from '../lib/eval/metrics.js';
 import { concat, slice } from '../lib/tensor.js';
-import { representation } from '../lib/tasks/visualizeFeature.js';
+import { representation, spreadUnits } from '../lib/tasks/visualizeFeature.js';
 
 const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, grids: { type: 'boolean', default: false } } });
 if (opts.threads) setThreads(Number(opts.threads));
@@ -47,7 +47,7 @@ if (mode === 'visualize') {
   for (const clf of models) {
     const max = await realMax(clf);
     const d = max.length;
-    const units = Array.from({ length: 8 }, (_, i) => Math.floor((i * d) / 8));
+    const units = spreadUnits(clf, 8, d);
     for (const step of list(args[1], '0.05,0.1,0.25,0.5')) {
       const r = await visualizeFeature({ classifier: clf, feature: units, count: 2, randomSeed: 1, step });
       const ratio = Array.from(r.after, (a, i) => a / Math.max(1e-6, max[r.features[i]!]!));
@@ -56,7 +56,7 @@ if (mode === 'visualize') {
     }
   }
 } else if (mode === 'paint') {
-  // Ten images (one per class), each painted with the unit the robust model's real images raise most.
+  // Ten images (one per class), each painted with the units the model's real images raise most.
   const ex = perClass(1);
   const [, , h, w] = ex.images.shape;
   const region = { x: 7, y: 7, width: 14, height: 14 };
@@ -64,7 +64,8 @@ if (mode === 'visualize') {
   for (let y = region.y; y < region.y + region.height; y++) for (let x = region.x; x < region.x + region.width; x++) inside[y * w + x] = 1;
   for (const clf of models) {
     const max = await realMax(clf);
-    const units = Array.from(max.keys()).sort((a, b) => max[b]! - max[a]!).slice(0, 3);
+    // The three strongest among the candidates spreadUnits gives (every channel's centre unit for a feature map).
+    const units = spreadUnits(clf, max.length, max.length).sort((a, b) => max[b]! - max[a]!).slice(0, 3);
     for (const eps of list(args[1], '2.5,5,10')) {
       for (const penaltyWeight of [90]) {
         const rows: ImageBatch[] = [ex.images];

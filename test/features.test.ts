@@ -10,6 +10,7 @@ import {
 } from '../lib/index.js';
 import { main } from '../lib/cli/index.js';
 import { slice } from '../lib/tensor.js';
+import { representationShape, representationSize, spreadUnits } from '../lib/tasks/visualizeFeature.js';
 import { maxAbsDiff, tempDir, TEST_DEVICE } from './helpers.js';
 
 let robust: Classifier;
@@ -59,16 +60,46 @@ describe('visualizeFeature', () => {
     const r = await visualizeFeature({ classifier: robust, feature: 8, image: slice(four, 0, 2), iterations: 5 });
     expect(maxAbsDiff(r.starts.data, slice(four, 0, 2).data)).toBe(0);
     expect(Array.from(r.targets)).toEqual(Array.from(await robust.predict(slice(four, 0, 2))));
-    await expect(visualizeFeature({ classifier: robust, feature: 64, iterations: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/feature/) });
+    const size = representationSize(robust)!;
+    expect(size).toBe((await robust.features(slice(four, 0, 1))).shape[1]);
+    await expect(visualizeFeature({ classifier: robust, feature: size - 1, iterations: 1 })).resolves.toBeDefined();
+    await expect(visualizeFeature({ classifier: robust, feature: size, iterations: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/feature/) });
     await expect(visualizeFeature({ classifier: robust, feature: [1, -1], iterations: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/feature\[1\]/) });
     await expect(visualizeFeature({ classifier: robust, feature: 1, image: four, count: 2 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT' });
+  });
+});
+
+describe('spreadUnits', () => {
+  it("spreads over the channels of a feature map at its centre, else over the units", async () => {
+    const shape = representationShape(robust);
+    const size = representationSize(robust)!;
+    if (shape) {
+      const [c, h, w] = shape;
+      expect(c * h * w).toBe(size);
+      const units = spreadUnits(robust, 4, size);
+      const centre = Math.floor(h / 2) * w + Math.floor(w / 2);
+      expect(units).toEqual([0, 1, 2, 3].map((i) => Math.floor((i * c) / 4) * h * w + centre));
+      expect(spreadUnits(robust, 10 * c, size)).toHaveLength(c);
+    }
+    // Without a card's layout: evenly over the units.
+    const cardless = { card: undefined } as unknown as Classifier;
+    expect(spreadUnits(cardless, 4, 64)).toEqual([0, 16, 32, 48]);
+    expect(spreadUnits(cardless, 8, 3)).toEqual([0, 1, 2]);
+    expect(representationShape({ card: { representation: { size: 10, shape: [2, 2, 2] } } } as unknown as Classifier)).toBeUndefined();
   });
 });
 
 describe('paintFeature', () => {
   it('raises the unit by changing the region, and leaves the rest nearly as it was', async () => {
     const region = { x: 7, y: 7, width: 14, height: 14 };
-    const r = await paintFeature({ classifier: robust, image: four, feature: 0, region, iterations: 20 });
+    // A unit the four images already raise (a centre unit for a feature map): a unit at exactly 0
+    // may stay there, the best iterate then being the start.
+    const d = representationSize(robust)!;
+    const f = await robust.features(four);
+    const least = (u: number) => Math.min(...[0, 1, 2, 3].map((i) => f.data[i * d + u]!));
+    const unit = spreadUnits(robust, d, d).reduce((a, b) => (least(b) > least(a) ? b : a));
+    expect(least(unit)).toBeGreaterThan(0);
+    const r = await paintFeature({ classifier: robust, image: four, feature: unit, region, iterations: 20 });
     expect(r.mask.shape).toEqual([4, 1, 28, 28]);
     expect(r.mask.data.reduce((a, b) => a + b, 0)).toBe(4 * 14 * 14);
     r.after.forEach((a, i) => expect(a).toBeGreaterThan(r.before[i]!));
@@ -122,7 +153,8 @@ describe('invert', () => {
       code: 'ERR_BAD_INPUT', message: expect.stringMatching(/inversion\.target has 10 values per sample/),
     });
     await expect(robust.pgd({ ...common, inversion: { target: rep, extra: 1 } as never })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/inversion/) });
-    await expect(robust.pgd({ ...common, inversion: { target: { data: new Float32Array(3 * 64), shape: [3, 64] } } })).rejects.toMatchObject({
+    const d = rep.shape[1];
+    await expect(robust.pgd({ ...common, inversion: { target: { data: new Float32Array(3 * d), shape: [3, d] } } })).rejects.toMatchObject({
       code: 'ERR_BAD_INPUT', message: expect.stringMatching(/inversion\.target has 3 rows/),
     });
   });

@@ -16,7 +16,7 @@ import { fillHole, holeMask, defaultHole, inpaint } from '../tasks/inpaint.js';
 import { downUp, superResolve } from '../tasks/superResolve.js';
 import { translate } from '../tasks/translate.js';
 import { invert } from '../tasks/invert.js';
-import { representation, visualizeFeature } from '../tasks/visualizeFeature.js';
+import { representation, spreadUnits, visualizeFeature } from '../tasks/visualizeFeature.js';
 import { sketchToImage } from '../tasks/sketchToImage.js';
 import { sketchFromImage } from '../sketch.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
@@ -276,7 +276,7 @@ export async function runEval(argv: string[]): Promise<number> {
   for (const clf of models) {
     const max = columnMax(await representation(clf, real1000));
     const d = max.length;
-    const units = Array.from({ length: Math.min(d, cfg.featureUnits) }, (_, i) => Math.floor((i * d) / Math.min(d, cfg.featureUnits)));
+    const units = spreadUnits(clf, cfg.featureUnits, d);
     const r = await visualizeFeature({ classifier: clf, feature: units, count: cfg.featureStarts, randomSeed: cfg.seed, bf16, onProgress });
     tick(r);
     const ratio = (v: Float32Array) => Array.from(v, (a, i) => a / Math.max(1e-6, max[r.features[i]!]!));

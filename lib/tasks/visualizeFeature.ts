@@ -60,6 +60,35 @@ export function representationSize(clf: Classifier): number | undefined {
   return typeof size === 'number' ? size : undefined;
 }
 
+/**
+ * The layout of features() when the card gives one: [channels, height, width] for a flattened
+ * feature map (unit = channel * height * width + row * width + column). Undefined otherwise.
+ */
+export function representationShape(clf: Classifier): [number, number, number] | undefined {
+  const r = clf.card?.representation as { size?: unknown; shape?: unknown } | undefined;
+  const s = r?.shape;
+  if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v > 0)) return undefined;
+  const [c, h, w] = s as [number, number, number];
+  return typeof r?.size === 'number' && r.size !== c * h * w ? undefined : [c, h, w];
+}
+
+/**
+ * n units spread evenly over a representation of size d, to show what it encodes. For a
+ * flattened feature map (the card's representation.shape), n channels spread evenly, each at the
+ * map's centre: a corner unit sees only a corner of the image.
+ */
+export function spreadUnits(clf: Classifier, n: number, d: number): number[] {
+  const shape = representationShape(clf);
+  if (shape && shape[0] * shape[1] * shape[2] === d) {
+    const [c, h, w] = shape;
+    const k = Math.min(n, c);
+    const centre = Math.floor(h / 2) * w + Math.floor(w / 2);
+    return Array.from({ length: k }, (_, i) => Math.floor((i * c) / k) * h * w + centre);
+  }
+  const k = Math.min(n, d);
+  return Array.from({ length: k }, (_, i) => Math.floor((i * d) / k));
+}
+
 /** Column `units[i]` of row i of features(x). */
 export async function unitValues(clf: Classifier, x: ImageBatch, units: ArrayLike<number>, batch = 256): Promise<Float32Array> {
   const n = x.shape[0];
