@@ -289,6 +289,8 @@ def main():
     ap.add_argument('--pgd-steps', type=int, default=5, help='attack steps per training batch of fashion-robust')
     ap.add_argument('--robust-arch', choices=sorted(ROBUST_ARCHS), default='conv3',
                     help='architecture of fashion-robust: resnet (SmallResNet) or conv3 (ConvNet3)')
+    ap.add_argument('--standard-arch', choices=sorted(ROBUST_ARCHS), default='resnet',
+                    help='architecture of fashion-standard: resnet (SmallResNet, what ships) or conv3 (a control)')
     ap.add_argument('--robust-width', type=int, default=0,
                     help='channel width of fashion-robust (default: 16 for resnet, 32 for conv3)')
     ap.add_argument('--reexport', metavar='PT',
@@ -307,13 +309,17 @@ def main():
     common = {'dataset': 'fashion-mnist', 'trainImages': len(xtr)}
 
     if 'standard' in which:
+        # The shipped standard model is SmallResNet; --standard-arch conv3 trains the robust model's
+        # architecture without the attack, the control that separates training from architecture.
+        make, arch_name, rep_size, default_width, rep_info = ROBUST_ARCHS[args.standard_arch]
         torch.manual_seed(1)
-        net = SmallResNet()
+        net = make(default_width)
         secs = train('fashion-standard', net, xtr, ytr, xte, yte, args.epochs, seed=1)
         export('fashion-standard', net, args.out, {
-            **common, 'architecture': 'SmallResNet(width=16)', 'robust': False, 'eps': 0,
+            **common, 'architecture': arch_name(default_width), 'robust': False, 'eps': 0,
             'training': {'epochs': args.epochs, 'seed': 1, 'seconds': round(secs)},
-            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 64})
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep_size(default_width),
+            'repInfo': rep_info(default_width)})
     if 'judge' in which:
         torch.manual_seed(7)
         net = JudgeNet()
