@@ -15,7 +15,7 @@ export { superResolve, downUp } from './tasks/superResolve.js';
 export type { SuperResolveOptions } from './tasks/superResolve.js';
 export { translate } from './tasks/translate.js';
 export type { TranslateOptions } from './tasks/translate.js';
-export { visualizeFeature, noiseStart } from './tasks/visualizeFeature.js';
+export { visualizeFeature, noiseStart, spreadUnits, representationShape } from './tasks/visualizeFeature.js';
 export type { VisualizeFeatureOptions, FeatureTaskResult } from './tasks/visualizeFeature.js';
 export { paintFeature, PAINT_FEATURE_WEIGHT } from './tasks/paintFeature.js';
 export type { PaintFeatureOptions, PaintFeatureResult } from './tasks/paintFeature.js';

@@ -278,7 +278,9 @@ def export(name, net, out_dir, meta):
     print(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)', flush=True)
 
 
-def main():
+def build_parser():
+    """The command line; its defaults are the shipped models' settings (test/trainer.test.ts checks
+    them against models/fashion-robust.json)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument('--only', default='standard,judge,robust')
@@ -296,7 +298,11 @@ def main():
     ap.add_argument('--reexport', metavar='PT',
                     help='with --only robust: export the weights of this exported fashion-robust .pt again (no training)')
     ap.add_argument('--train-limit', type=int, default=0, help='use only the first N training images (smoke runs)')
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = build_parser().parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
