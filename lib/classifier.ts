@@ -38,7 +38,9 @@ export interface LoadOptions {
   allowedDirs?: string[];
   /**
    * Keep 4-d weights and feed inputs in channels-last (NHWC) memory format, which oneDNN's
-   * convolutions use without a reorder per call. Default: true on the CPU, false on CUDA (see bench/README.md).
+   * convolutions use without a reorder per call. Default: true on the CPU, false on CUDA (see bench/README.md);
+   * a model that fails in channels-last (a head that flattens with `view()`) then loads without it
+   * (`preparation.channelsLast` says which). With channelsLast: true, such a model fails to load.
    */
   channelsLast?: boolean;
   /**
@@ -298,7 +300,16 @@ export class Classifier {
       freezeStrict: options.freeze === true,
       inferShape: options.inputShape === undefined && card?.inputShape === undefined,
     };
-    const raw = await settle(() => binding.load(path, device, inputShape, config), callSite);
+    let raw: RawModel;
+    try {
+      raw = await settle(() => binding.load(path, device, inputShape, config), callSite);
+    } catch (e) {
+      // Channels-last is an optimization the caller did not ask for: a model that reshapes with
+      // view() (x.view(n, -1) after convolutions) cannot run on channels-last tensors. Load it as
+      // it was written; if that fails too, its error is the one that matters.
+      if (!config.channelsLast || options.channelsLast !== undefined || !(e instanceof RobustSynthError)) throw e;
+      raw = await settle(() => binding.load(path, device, inputShape, { ...config, channelsLast: false }), callSite);
+    }
     const info = raw.info();
     if (config.inferShape && !process.env.ROBUST_SYNTH_QUIET) {
       console.warn(

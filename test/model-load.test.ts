@@ -1,11 +1,11 @@
 // Models without a card: the input shape is inferred where the model allows it, else one line
 // says what to pass. And the seed error names both the library option and the CLI flag.
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Classifier, generate } from '../lib/index.js';
 import { modelsDir } from '../lib/models.js';
-import { python, randomBatch, tempDir } from './helpers.js';
+import { maxAbsDiff, python, randomBatch, tempDir } from './helpers.js';
 
 let dir: string;
 const open: Classifier[] = [];
@@ -26,6 +26,26 @@ beforeAll(() => {
     'torch.jit.script(net).save(sys.argv[1])',
   ].join('\n'), join(dir, 'cifar-head.pt')]);
   python(['test/fixtures/bad_models.py', join(dir, 'bad')]);
+  // A head that flattens with view(): it needs NCHW-contiguous maps, so channels-last breaks it.
+  writeFileSync(join(dir, 'view_head.py'), [
+    'import sys, torch, torch.nn as nn',
+    'class ViewNet(nn.Module):',
+    '    def __init__(self):',
+    '        super().__init__()',
+    '        self.conv = nn.Conv2d(3, 4, 3, padding=1)',
+    '        self.fc = nn.Linear(4 * 32 * 32, 10)',
+    '    def forward(self, x):',
+    '        h = torch.relu(self.conv(x))',
+    '        return self.fc(h.view(h.size(0), -1))',
+    'torch.manual_seed(0)',
+    'net = ViewNet().eval()',
+    'torch.jit.script(net).save(sys.argv[1])',
+    'x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))',
+    'open(sys.argv[2], "wb").write(x.numpy().tobytes())',
+    'open(sys.argv[3], "wb").write(net(x).detach().numpy().tobytes())',
+  ].join('\n'));
+  // (TorchScript reads the class's source, so it has to live in a file.)
+  python([join(dir, 'view_head.py'), join(dir, 'view-head.pt'), join(dir, 'view-x.f32'), join(dir, 'view-logits.f32')]);
 });
 afterAll(async () => {
   for (const c of open) await c.dispose();
@@ -46,6 +66,26 @@ describe('a TorchScript file without a model card', () => {
     expect(bare.inputShape).toEqual([3, 32, 32]);
     const r = await bare.pgd({ x0: randomBatch([1, 3, 32, 32]), targets: [1], eps: 1, step: 0.5, iterations: 2 });
     expect(r.images.shape).toEqual([1, 3, 32, 32]);
+  });
+
+  it('a view() head loads without channels-last, unless channels-last was asked for', async () => {
+    const f32 = (name: string) => {
+      const b = readFileSync(join(dir, name));
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    };
+    for (const inputShape of [undefined, [3, 32, 32] as [number, number, number]]) {
+      const clf = await load(join(dir, 'view-head.pt'), { inputShape });
+      expect(clf.inputShape).toEqual([3, 32, 32]);
+      expect(clf.preparation.channelsLast).toBe(false);
+      const logits = await clf.logits({ data: f32('view-x.f32'), shape: [2, 3, 32, 32] });
+      expect(maxAbsDiff(logits.data, f32('view-logits.f32'))).toBeLessThan(1e-5);
+    }
+    await expect(load(join(dir, 'view-head.pt'), { inputShape: [3, 32, 32], channelsLast: true })).rejects.toMatchObject({
+      code: 'ERR_MODEL_OUTPUT',
+      message: expect.stringMatching(/view/),
+    });
+    // Other models keep the default.
+    expect((await load(join(dir, 'cifar-head.pt'))).preparation.channelsLast).toBe(true);
   });
 
   it('an explicit inputShape still wins', async () => {
