@@ -10,6 +10,7 @@ import { Classifier, inpaint, readFashionMnist, setThreads } from '../lib/index.
 import { previewSchedule, withPreviews, type Preview } from '../lib/serve/previews.js';
 import { startPlayground, type Playground } from '../lib/serve/server.js';
 import { crc32, zipStore } from '../lib/serve/zip.js';
+import { representationSize, spreadUnits } from '../lib/tasks/visualizeFeature.js';
 import { PYTHON, tempDir } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -82,16 +83,26 @@ describe('zip', () => {
 
 describe('the server', () => {
   let pg: Playground;
+  let robust: Classifier;
   beforeAll(async () => {
     pg = await startPlayground({ port: 0 });
+    robust = await Classifier.load('fashion-robust', { device: 'cpu' });
   });
   afterAll(async () => {
     await pg?.close();
+    await robust?.dispose();
   });
 
   const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(pg.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
     return { status: res.status, json: (await res.json()) as any };
+  };
+  const waitFor = async (id: string) => {
+    for (;;) {
+      const s = (await (await fetch(`${pg.url}/api/jobs/${id}`)).json()) as any;
+      if (s.state === 'done' || s.state === 'failed' || s.state === 'cancelled') return s;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   };
   const upload = async (bytes: Buffer, name: string, type: string) => {
     const form = new FormData();
@@ -130,6 +141,14 @@ describe('the server', () => {
       { model: 'fashion-robust', task: 'generate' },
       { model: 'fashion-robust', task: 'translate', source: { example: 0 }, class: 99 },
       { model: 'fashion-robust', task: 'inpaint', source: { example: 0 }, extra: 1 },
+      { model: 'fashion-robust', task: 'visualizeFeature' },
+      { model: 'fashion-robust', task: 'visualizeFeature', feature: 1_000_000 },
+      { model: 'fashion-robust', task: 'visualizeFeature', feature: 1, from: 'elsewhere' },
+      { model: 'fashion-robust', task: 'visualizeFeature', feature: 1, from: 'image' },
+      { model: 'fashion-robust', task: 'paintFeature', source: { example: 0 } },
+      { model: 'fashion-robust', task: 'paintFeature', feature: 4, source: { example: 0 }, mask: Buffer.alloc(10).toString('base64') },
+      { model: 'fashion-robust', task: 'sketchToImage', source: { example: 0 } },
+      { model: 'fashion-robust', task: 'invert' },
     ];
     for (const body of cases) {
       const r = await post('/api/jobs', body);
@@ -137,6 +156,36 @@ describe('the server', () => {
       expect(r.json.error.code, JSON.stringify(body)).toBe('ERR_BAD_INPUT');
     }
   });
+
+  it('runs the feature tasks and sketch-to-image, with the units worth showing in the model details', async () => {
+    const details = (await (await fetch(`${pg.url}/api/models/fashion-robust`)).json()) as any;
+    const size = representationSize(robust)!;
+    expect(details.representation).toEqual({ size, units: spreadUnits(robust, 8, size) });
+    expect(Object.keys(details.defaults)).toEqual(expect.arrayContaining(['visualizeFeature', 'paintFeature', 'invert', 'sketchToImage']));
+    const unit = details.representation.units[1];
+    const hole = Buffer.alloc(28 * 28);
+    for (let y = 7; y < 21; y++) hole.fill(1, y * 28 + 7, y * 28 + 21);
+    const jobs: Array<[unknown, string[], string]> = [
+      [{ task: 'visualizeFeature', feature: unit, count: 2, randomSeed: 3 }, [`noise-unit-${unit}-0.png`, `noise-unit-${unit}-1.png`], `noise:3`],
+      [{ task: 'visualizeFeature', feature: unit, from: 'image', source: { example: 0 } }, [`fashion-mnist-test-0-unit-${unit}.png`], 'fashion-mnist-test-0'],
+      [{ task: 'paintFeature', feature: unit, source: { example: 0 }, mask: hole.toString('base64') }, [`fashion-mnist-test-0-unit-${unit}.png`], 'fashion-mnist-test-0'],
+      [{ task: 'invert', source: { example: 0 } }, ['fashion-mnist-test-0-inverted.png'], 'fashion-mnist-test-0'],
+      [{ task: 'sketchToImage', class: 9, source: { example: 0 } }, ['fashion-mnist-test-0-sketch-to-ankle-boot.png'], 'fashion-mnist-test-0'],
+    ];
+    for (const [body, files, source] of jobs) {
+      const r = await post('/api/jobs', { model: 'fashion-robust', iterations: 20, previews: 2, ...(body as object) });
+      expect(r.status, JSON.stringify(body)).toBe(202);
+      const done = await waitFor(r.json.id);
+      expect(done.state, JSON.stringify(done.error)).toBe('done');
+      expect(done.task).toBe((body as any).task);
+      expect(done.result.entries.map((e: any) => e.file)).toEqual(files);
+      for (const e of done.result.entries) {
+        expect(e).toMatchObject({ task: (body as any).task, source, settings: { iterations: 20, model: 'fashion-robust' } });
+        const png = Buffer.from(await (await fetch(`${pg.url}${done.result.files.find((f: any) => f.name === e.file).url}`)).arrayBuffer());
+        expect([(await sharp(png).metadata()).width, (await sharp(png).metadata()).height]).toEqual([28, 28]);
+      }
+    }
+  }, 120_000);
 
   it('refuses oversized, non-image and other-format uploads, and takes a PNG', async () => {
     const big = await upload(Buffer.alloc(6 * 1024 * 1024, 1), 'big.png', 'image/png');
@@ -272,6 +321,66 @@ describe.skipIf(!HAS_CHROMIUM)('the page, in Chromium', () => {
     const resultPage = await (await fetch(new URL(pageHref, pg.url))).text();
     expect(resultPage).toContain('fashion-mnist-test-0-inpainted.png');
     expect(resultPage).toContain('manifest.json');
+  }, 240_000);
+
+  it('offers sketch-to-image and the feature tasks, with the controls each needs', async () => {
+    const submit = async () => {
+      const [request] = await Promise.all([page.waitForRequest((r) => r.url().endsWith('/api/jobs') && r.method() === 'POST'), page.click('#run')]);
+      await page.waitForSelector('#status[data-state="done"]', { timeout: 120_000 });
+      return request.postDataJSON();
+    };
+    await page.fill('#iterations', '20');
+    await page.fill('#previews', '2');
+
+    await page.selectOption('#task', 'sketchToImage');
+    await page.click('.example[data-index="0"]');
+    await page.selectOption('#class', '9');
+    expect(await page.textContent('#class-label')).toBe('The sketch shows');
+    expect(await page.isVisible('#feature')).toBe(false);
+    let body = await submit();
+    expect(body).toMatchObject({ task: 'sketchToImage', class: '9', source: { example: 0 } });
+    expect(body.mask).toBeUndefined();
+    expect(await page.textContent('#preview-caption')).toMatch(/reads as .* \(target Ankle boot\)/);
+    expect(await page.locator('#results a[href$="-sketch.png"]').count()).toBe(1);
+
+    // Visualize a unit from noise: no image, no class; the note names units worth a look.
+    await page.selectOption('#task', 'visualizeFeature');
+    expect(await page.isVisible('#image-choice')).toBe(false);
+    expect(await page.isVisible('#class')).toBe(false);
+    const note = (await page.textContent('#feature-note'))!;
+    const unit = Number(/worth a look: (\d+), (\d+)/.exec(note)![2]);
+    await page.fill('#feature', String(unit));
+    await page.fill('#count', '2');
+    body = await submit();
+    expect(body).toMatchObject({ task: 'visualizeFeature', feature: unit, from: 'noise', count: 2 });
+    expect(body.source).toBeUndefined();
+    expect(body.class).toBeUndefined();
+    expect(await page.locator(`#results a[href$="noise-unit-${unit}-1.png"]`).count()).toBe(1);
+    // ... and from the image, which brings the image panel back.
+    await page.selectOption('#from', 'image');
+    expect(await page.isVisible('#image-choice')).toBe(true);
+    expect(await page.isVisible('#count')).toBe(false);
+    body = await submit();
+    expect(body).toMatchObject({ task: 'visualizeFeature', feature: unit, from: 'image', source: { example: 0 } });
+
+    // Paint the unit where a stroke is drawn.
+    await page.selectOption('#task', 'paintFeature');
+    expect(await page.textContent('#mask-note')).toContain('where to paint');
+    await page.click('#clear-mask');
+    const box = (await page.locator('#canvas').boundingBox())!;
+    await page.mouse.move(box.x + 0.4 * box.width, box.y + 0.5 * box.height);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 0.6 * box.width, box.y + 0.5 * box.height, { steps: 8 });
+    await page.mouse.up();
+    body = await submit();
+    expect(body).toMatchObject({ task: 'paintFeature', feature: unit, source: { example: 0 } });
+    expect(Buffer.from(body.mask, 'base64')[14 * 28 + 14]).toBe(1);
+
+    await page.selectOption('#task', 'invert');
+    body = await submit();
+    expect(body).toMatchObject({ task: 'invert', source: { example: 0 }, randomSeed: 0 });
+    expect(await page.locator('#results a[href$="-inverted.png"]').count()).toBe(1);
+    expect(pageErrors).toEqual([]);
   }, 240_000);
 
   it('shows its place in the queue, then cancels a running job (ERR_ABORTED)', async () => {

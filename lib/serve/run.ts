@@ -9,33 +9,55 @@ import { RobustSynthError } from '../errors.js';
 import { gridPng, encodePng } from '../images.js';
 import type { SeedKind } from '../seeds.js';
 import type { CommonTaskOptions, TaskName, TaskProgress, TaskResult } from '../tasks/common.js';
+import { sketchFromImage } from '../sketch.js';
 import { generate } from '../tasks/generate.js';
 import { inpaint } from '../tasks/inpaint.js';
+import { invert } from '../tasks/invert.js';
+import { paintFeature } from '../tasks/paintFeature.js';
+import { sketchToImage } from '../tasks/sketchToImage.js';
 import { superResolve } from '../tasks/superResolve.js';
 import { translate } from '../tasks/translate.js';
+import { visualizeFeature } from '../tasks/visualizeFeature.js';
 import type { ImageBatch } from '../tensor.js';
 import { withPreviews, type Preview } from './previews.js';
 
 export type Source = { kind: 'example'; index: number } | { kind: 'upload'; id: string };
 
-/** The tasks the playground offers. */
-export type PlaygroundTask = Extract<TaskName, 'generate' | 'inpaint' | 'superResolve' | 'translate'>;
-export const PLAYGROUND_TASKS: readonly PlaygroundTask[] = ['generate', 'inpaint', 'superResolve', 'translate'];
+/** The tasks the playground offers: every task of the library. */
+export type PlaygroundTask = TaskName;
+export const PLAYGROUND_TASKS: readonly PlaygroundTask[] = [
+  'generate', 'inpaint', 'superResolve', 'translate', 'visualizeFeature', 'paintFeature', 'invert', 'sketchToImage',
+];
+/** The tasks that need a unit of features(). */
+export const FEATURE_UNIT_TASKS: readonly PlaygroundTask[] = ['visualizeFeature', 'paintFeature'];
+/** The tasks that start from the job's image (visualizeFeature only with from: 'image'). */
+export function needsSource(spec: Pick<JobSpec, 'task' | 'from'>): boolean {
+  return spec.task === 'visualizeFeature' ? spec.from === 'image' : spec.task !== 'generate';
+}
 
 /** A job as the server accepted it (checked in server.ts). */
 export interface JobSpec {
   model: string;
   task: PlaygroundTask;
-  /** generate: the class to make; translate: the target; inpaint, superResolve: the label (undefined: the model's prediction). */
+  /**
+   * generate: the class to make; translate, sketchToImage: the target; inpaint, superResolve: the
+   * label (undefined: the model's prediction).
+   */
   classIndex?: number;
   /** generate */
   seed: SeedKind;
+  /** generate, and the noise starts of visualizeFeature and invert */
   randomSeed: number;
+  /** generate, visualizeFeature from noise */
   count: number;
-  /** inpaint, superResolve, translate */
+  /** every task but generate (visualizeFeature only from 'image') */
   source?: Source;
-  /** inpaint: 1 on the hole, one byte per model pixel (h * w); undefined: the default hole. */
+  /** inpaint: 1 on the hole; paintFeature: 1 where to paint. One byte per model pixel (h * w); undefined: the default centred region. */
   mask?: Uint8Array;
+  /** visualizeFeature, paintFeature: the unit of features() */
+  feature?: number;
+  /** visualizeFeature: start from noise (default) or from the image */
+  from?: 'noise' | 'image';
   /** superResolve */
   factor?: number;
   iterations?: number;
@@ -127,6 +149,39 @@ export async function runJob(spec: JobSpec, clf: Classifier, hooks: JobHooks): P
       names = [`${stem}-to-${slug(clf.classes[spec.classIndex!]!)}.png`];
       sources = [hooks.source!.name];
       sheet = [need(), r.images];
+      break;
+    }
+    case 'visualizeFeature': {
+      const fromImage = spec.from === 'image';
+      r = await visualizeFeature({ ...common, feature: spec.feature!, ...(fromImage ? { image: need() } : { count: spec.count, randomSeed: spec.randomSeed }) });
+      const base = fromImage ? `${stem}-unit-${spec.feature}` : `noise-unit-${spec.feature}`;
+      names = Array.from(r.targets, (_, i) => (r.targets.length === 1 ? `${base}.png` : `${base}-${i}.png`));
+      startNames = fromImage ? [] : names.map((n) => n.replace(/\.png$/, '-start.png'));
+      sources = names.map(() => (fromImage ? hooks.source!.name : `noise:${spec.randomSeed}`));
+      sheet = [r.starts, r.images];
+      break;
+    }
+    case 'paintFeature': {
+      r = await paintFeature({ ...common, image: need(), feature: spec.feature!, mask: maskBatch(spec.mask, h, w) });
+      names = [`${stem}-unit-${spec.feature}.png`];
+      sources = [hooks.source!.name];
+      sheet = [need(), r.images];
+      break;
+    }
+    case 'invert': {
+      r = await invert({ ...common, target: need(), randomSeed: spec.randomSeed });
+      names = [`${stem}-inverted.png`];
+      startNames = [`${stem}-noise.png`];
+      sources = [hooks.source!.name];
+      sheet = [need(), r.starts, r.images];
+      break;
+    }
+    case 'sketchToImage': {
+      r = await sketchToImage({ ...common, sketch: sketchFromImage(need()), to: spec.classIndex! });
+      names = [`${stem}-sketch-to-${slug(clf.classes[spec.classIndex!]!)}.png`];
+      startNames = [`${stem}-sketch.png`];
+      sources = [hooks.source!.name];
+      sheet = [need(), r.starts, r.images];
       break;
     }
     default:

@@ -30,10 +30,11 @@ import { listModels, modelsDir, readCard, type ModelCard } from '../models.js';
 import { SEED_KINDS, type SeedKind } from '../seeds.js';
 import { defaultSettings } from '../tasks/common.js';
 import { defaultSeedsFor } from '../tasks/generate.js';
+import { representationSize, spreadUnits } from '../tasks/visualizeFeature.js';
 import type { ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 import { Job, ModelSlot, Scheduler, type JobEvent } from './jobs.js';
-import { PLAYGROUND_TASKS as TASKS, type JobSpec, type Source } from './run.js';
+import { FEATURE_UNIT_TASKS, needsSource, PLAYGROUND_TASKS as TASKS, type JobSpec, type Source } from './run.js';
 import { zipStore } from './zip.js';
 
 export interface PlaygroundOptions {
@@ -127,6 +128,24 @@ interface ModelEntry {
 }
 
 /** The configured models by name: --model-dir directories first (as name lookup does), then the embedded ones. */
+const representations = new WeakMap<Classifier, Promise<{ size: number; units: number[] } | null>>();
+/**
+ * The size of a model's features() (from its card, else measured once on a blank input) and
+ * eight units worth showing (spreadUnits); null for a model without features().
+ */
+function representationOf(clf: Classifier): Promise<{ size: number; units: number[] } | null> {
+  let r = representations.get(clf);
+  if (!r) {
+    r = (async () => {
+      const [c, h, w] = clf.inputShape;
+      const size = representationSize(clf) ?? (await clf.features({ data: new Float32Array(c * h * w), shape: [1, c, h, w] })).shape[1];
+      return { size, units: spreadUnits(clf, 8, size) };
+    })().catch(() => null);
+    representations.set(clf, r);
+  }
+  return r;
+}
+
 function configuredModels(dirs: string[], load: (path: string) => Promise<Classifier>): Map<string, ModelEntry> {
   const out = new Map<string, ModelEntry>();
   const embedded = modelsDir();
@@ -271,6 +290,7 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
       role: card?.role ?? null,
       seedKinds: seeds ? [...SEED_KINDS].reverse() : ['uniform'],
       defaults,
+      representation: await representationOf(clf),
       limits: { maxIterations, maxCount, maxPreviews, maxUploadBytes },
     };
   });
@@ -365,7 +385,7 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
   app.post('/api/jobs', async (req, reply) => {
     const b: unknown = req.body;
     if (!is.isObject(b)) throw httpError(400, 'ERR_BAD_INPUT', 'send the job as a JSON object (content-type: application/json)');
-    is.knownKeys('job', b, ['model', 'task', 'class', 'seed', 'randomSeed', 'count', 'source', 'mask', 'factor', 'iterations', 'eps', 'step', 'previews']);
+    is.knownKeys('job', b, ['model', 'task', 'class', 'seed', 'randomSeed', 'count', 'source', 'mask', 'factor', 'feature', 'from', 'iterations', 'eps', 'step', 'previews']);
     const { slot, card } = model(b.model);
     const task = is.oneOf('task', b.task, TASKS);
     const loaded = slot.loaded ? await slot.loaded.catch(() => undefined) : undefined;
@@ -375,8 +395,8 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
     if (b.class !== undefined && b.class !== null && b.class !== '' && b.class !== 'auto') {
       classIndex = is.integer('class', typeof b.class === 'string' && /^\d+$/.test(b.class) ? Number(b.class) : b.class, { min: 0, max: classes ? classes.length - 1 : 100_000 });
     }
-    if ((task === 'generate' || task === 'translate') && classIndex === undefined) {
-      throw is.invalid('class', task === 'generate' ? 'the class to generate' : 'the class to translate to', b.class);
+    if ((task === 'generate' || task === 'translate' || task === 'sketchToImage') && classIndex === undefined) {
+      throw is.invalid('class', task === 'generate' ? 'the class to generate' : task === 'translate' ? 'the class to translate to' : 'the class the sketch depicts', b.class);
     }
     const spec: JobSpec = {
       model: slot.name,
@@ -393,12 +413,17 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
     if (b.iterations !== undefined && b.iterations !== null) spec.iterations = is.integer('iterations', b.iterations, { min: 1, max: maxIterations });
     if (b.eps !== undefined && b.eps !== null) spec.eps = is.finiteNumber('eps', b.eps, { min: 0, max: 1e4 });
     if (b.step !== undefined && b.step !== null) spec.step = is.finiteNumber('step', b.step, { min: 0, max: 1e4 });
+    if (FEATURE_UNIT_TASKS.includes(task)) {
+      const size = loaded ? await representationOf(loaded).then((r) => r?.size) : (card?.representation as { size?: unknown } | undefined)?.size;
+      spec.feature = is.integer('feature', b.feature, { min: 0, max: typeof size === 'number' ? size - 1 : Number.MAX_SAFE_INTEGER });
+    }
+    if (task === 'visualizeFeature') spec.from = is.oneOf('from', b.from ?? 'noise', ['noise', 'image'] as const);
     let source: Source | undefined;
-    if (task !== 'generate') source = parseSource(b.source);
+    if (needsSource(spec)) source = parseSource(b.source);
     if (task === 'superResolve' && b.factor !== undefined && b.factor !== null) {
       spec.factor = is.integer('factor', b.factor, { min: 1, max: shape ? Math.max(shape[1], shape[2]) : 4096 });
     }
-    if (task === 'inpaint' && b.mask !== undefined && b.mask !== null) {
+    if ((task === 'inpaint' || task === 'paintFeature') && b.mask !== undefined && b.mask !== null) {
       const mask = Buffer.from(is.nonEmptyString('mask', b.mask), 'base64');
       if (shape && mask.length !== shape[1] * shape[2]) {
         throw is.invalid('mask', `base64 of ${shape[1] * shape[2]} bytes (one per pixel of ${shape[1]}x${shape[2]}, 1 on the hole)`, `${mask.length} bytes`);

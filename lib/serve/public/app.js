@@ -7,6 +7,7 @@ const els = {
   model: $('model'), modelInfo: $('model-info'), task: $('task'), taskInfo: $('task-info'), seed: $('seed'), count: $('count'),
   randomSeed: $('random-seed'), cls: $('class'), classLabel: $('class-label'), factor: $('factor'), iterations: $('iterations'),
   eps: $('eps'), step: $('step'), previews: $('previews'), cost: $('cost'), examples: $('examples'), examplesNote: $('examples-note'),
+  feature: $('feature'), featureNote: $('feature-note'), from: $('from'), maskNote: $('mask-note'),
   upload: $('upload'), uploadError: $('upload-error'), imageChoice: $('image-choice'), canvas: $('canvas'), brush: $('brush'),
   clearMask: $('clear-mask'), run: $('run'), cancel: $('cancel'), status: $('status'), progress: $('progress'), stats: $('stats'),
   start: $('start'), preview: $('preview'), previewCaption: $('preview-caption'), results: $('results'), queueInfo: $('queue-info'),
@@ -18,7 +19,18 @@ const TASK_INFO = {
   inpaint: 'Fills the hole so the image reads as its class, keeping the pixels around it.',
   superResolve: 'Averages the image over blocks, then restores detail toward its class.',
   translate: 'Moves an image of any class toward another class.',
+  sketchToImage: "Turns the image's edges (a Sobel sketch, dark lines on white) into an image of the class.",
+  visualizeFeature: 'Raises one unit of the representation (features()) as far as it goes: what the unit encodes.',
+  paintFeature: 'Adds one unit of the representation inside the region you draw, holding the rest of the image.',
+  invert: "Starts from noise and reaches the image's representation: what the representation keeps of it.",
 };
+/** Tasks whose drawn region matters, and what it is. */
+const MASK_NOTES = {
+  inpaint: 'Draw the hole on the image; leave it empty for the default centred hole.',
+  paintFeature: 'Draw where to paint the unit; leave it empty for the default centred region.',
+};
+/** Does the task start from the image? */
+const usesImage = (task) => (task === 'visualizeFeature' ? els.from.value === 'image' : task !== 'generate');
 
 const state = {
   model: null, // the selected model's details (GET /api/models/:name)
@@ -53,10 +65,19 @@ function setStatus(s, text) {
 }
 
 function show(task) {
-  for (const el of document.querySelectorAll('[data-for]')) el.hidden = el.dataset.for !== task;
-  els.imageChoice.hidden = task === 'generate';
-  document.getElementById('canvas-wrap').hidden = task === 'generate';
+  for (const el of document.querySelectorAll('[data-for]')) el.hidden = !el.dataset.for.split(' ').includes(task);
+  const image = usesImage(task);
+  els.imageChoice.hidden = !image;
+  document.getElementById('canvas-wrap').hidden = !image;
+  if (task === 'visualizeFeature') {
+    // From the image: one run, no count; the noise note only for noise.
+    $('count-label').hidden = image;
+    $('random-seed-label').hidden = image;
+    $('noise-note').hidden = image;
+  }
+  if (MASK_NOTES[task]) els.maskNote.textContent = MASK_NOTES[task];
 }
+const drawsMask = () => els.task.value === 'inpaint' || els.task.value === 'paintFeature';
 
 function option(value, text) {
   const o = document.createElement('option');
@@ -110,9 +131,14 @@ function updateTask() {
     els.classLabel.textContent = 'Label';
     els.cls.replaceChildren(option('auto', "auto (model's prediction)"), ...classes);
   } else {
-    els.classLabel.textContent = task === 'translate' ? 'Translate to' : 'Class';
+    els.classLabel.textContent = task === 'translate' ? 'Translate to' : task === 'sketchToImage' ? 'The sketch shows' : 'Class';
     els.cls.replaceChildren(...classes);
   }
+  const rep = m.representation;
+  els.feature.max = rep ? String(rep.size - 1) : '';
+  els.featureNote.textContent = rep
+    ? `features() has ${rep.size} units (0–${rep.size - 1}); some worth a look: ${rep.units.join(', ')}.`
+    : 'This model has no features() method: the feature tasks cannot run on it.';
   if ([...els.cls.options].some((o) => o.value === keep)) els.cls.value = keep;
   const d = m.defaults[task];
   els.iterations.placeholder = String(d.iterations);
@@ -180,7 +206,7 @@ function draw() {
   ctx.fillStyle = '#ddd';
   ctx.fillRect(0, 0, width, height);
   if (state.image) ctx.drawImage(state.image, 0, 0, width, height);
-  if (els.task.value !== 'inpaint' || !state.model || !state.mask) return;
+  if (!drawsMask() || !state.model || !state.mask) return;
   const [, h, w] = state.model.inputShape;
   const sx = width / w;
   const sy = height / h;
@@ -205,7 +231,7 @@ function paint(ev) {
 }
 
 els.canvas.addEventListener('pointerdown', (ev) => {
-  if (els.task.value !== 'inpaint') return;
+  if (!drawsMask()) return;
   state.drawing = true;
   els.canvas.setPointerCapture(ev.pointerId);
   paint(ev);
@@ -258,9 +284,16 @@ function jobBody() {
     step: num(els.step),
   };
   if (task === 'generate') Object.assign(body, { seed: els.seed.value, count: num(els.count) ?? 1, randomSeed: num(els.randomSeed) ?? 0 });
-  else body.source = state.source;
-  if (task === 'inpaint' && state.mask?.some((v) => v)) body.mask = base64(state.mask);
+  if (usesImage(task)) body.source = state.source;
+  if ((task === 'inpaint' || task === 'paintFeature') && state.mask?.some((v) => v)) body.mask = base64(state.mask);
   if (task === 'superResolve') body.factor = num(els.factor);
+  if (task === 'visualizeFeature' || task === 'paintFeature') body.feature = num(els.feature);
+  if (task === 'visualizeFeature') {
+    body.from = els.from.value;
+    if (body.from === 'noise') Object.assign(body, { count: num(els.count) ?? 1, randomSeed: num(els.randomSeed) ?? 0 });
+  }
+  if (task === 'invert') body.randomSeed = num(els.randomSeed) ?? 0;
+  if (!['generate', 'inpaint', 'superResolve', 'translate', 'sketchToImage'].includes(task)) delete body.class;
   return body;
 }
 
@@ -358,7 +391,8 @@ function showResults(s) {
   const first = r.entries[0];
   if (first) {
     els.preview.src = r.files.find((f) => f.name === first.file).url;
-    els.previewCaption.textContent = `result: reads as ${first.predicted.name} (target ${first.target.name})`;
+    const aimed = ['generate', 'translate', 'sketchToImage', 'inpaint', 'superResolve'].includes(s.task);
+    els.previewCaption.textContent = `result: reads as ${first.predicted.name}${aimed ? ` (target ${first.target.name})` : ''}`;
   }
   const list = document.createElement('ul');
   for (const f of pngs) {
@@ -388,6 +422,7 @@ els.cancel.addEventListener('click', async () => {
 });
 els.model.addEventListener('change', () => selectModel(els.model.value));
 els.task.addEventListener('change', updateTask);
+els.from.addEventListener('change', updateTask);
 els.iterations.addEventListener('input', updateCost);
 els.previews.addEventListener('input', updateCost);
 
