@@ -38,7 +38,7 @@ export const REFERENCE_224: Record<TaskName, TaskSettings> = {
  * 784-pixel images, and a coarser budget shows its class features best.
  */
 export const FASHION_28: Record<TaskName, TaskSettings> = {
-  generate: { eps: 8, step: 0.5, iterations: 60, constraint: '2', useBest: true },
+  generate: { eps: 10, step: 0.5, iterations: 60, constraint: '2', useBest: true },
   inpaint: { eps: 4, step: 0.1, iterations: 200, constraint: '2', useBest: true, penaltyWeight: 10 },
   superResolve: { eps: 2, step: 0.25, iterations: 40, constraint: '2', useBest: true },
   translate: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true },
