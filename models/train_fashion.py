@@ -164,6 +164,24 @@ class JudgeNet(nn.Module):
         return self.fc(self.drop(self.features(x)))
 
 
+class MlpJudgeNet(nn.Module):
+    """A second judge from another family: no convolutions, no pooling (--only mlp-judge). It
+    checks what transfer between convolutional networks might add to fashion-judge's figures;
+    it does not ship."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU())
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(256, classes)
+
+    def features(self, x):
+        return self.head(x)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.features(x)))
+
+
 class Exported(nn.Module):
     """What ships: pixels in [0,1] in, normalization inside (once), logits out."""
 
@@ -283,7 +301,8 @@ def build_parser():
     them against models/fashion-robust.json)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument('--only', default='standard,judge,robust')
+    ap.add_argument('--only', default='standard,judge,robust',
+                    help='comma-separated: standard, judge, robust, and mlp-judge (a second judge that does not ship)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--epochs', type=int, default=6, help='epochs for standard and judge')
     ap.add_argument('--robust-epochs', type=int, default=5)
@@ -334,6 +353,14 @@ def main():
             **common, 'architecture': 'JudgeNet (VGG-style)', 'robust': False, 'eps': 0, 'role': 'judge',
             'training': {'epochs': args.epochs, 'seed': 7, 'seconds': round(secs)},
             'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 128})
+    if 'mlp-judge' in which:
+        torch.manual_seed(11)
+        net = MlpJudgeNet()
+        secs = train('fashion-judge-mlp', net, xtr, ytr, xte, yte, args.epochs, seed=11)
+        export('fashion-judge-mlp', net, args.out, {
+            **common, 'architecture': 'MlpJudgeNet (784-512-256-10)', 'robust': False, 'eps': 0, 'role': 'judge',
+            'training': {'epochs': args.epochs, 'seed': 11, 'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 256})
     if 'robust' in which:
         make, arch_name, rep_size, default_width, rep_info = ROBUST_ARCHS[args.robust_arch]
         width = args.robust_width or default_width

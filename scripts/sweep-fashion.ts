@@ -11,6 +11,7 @@
  *   class, each to every other class) at eps 5 and 10 (step 0.5, 100 iterations).
  *
  *   npx tsx scripts/sweep-fashion.ts scratch/sweep/NAME/fashion-robust.pt [--threads 1] [--gen-eps 8,10] [--attack-limit 2000]
+ *     [--judge NAME|PATH]   another judge (writes measure-<judge>.json; --attack-limit 0 skips the attacks)
  *   npx tsx scripts/sweep-fashion.ts table scratch/sweep/*\/measure.json     # the Markdown table
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,17 +33,18 @@ const agree = (p: ArrayLike<number>, t: ArrayLike<number>) => {
 };
 const r4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
-async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackLimit: number }) {
+async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackLimit: number; judge: string }) {
   const t0 = performance.now();
   const clf = await Classifier.load(path, { device: 'cpu' });
-  const judge = await Classifier.load('fashion-judge', { device: 'cpu' });
+  const judge = await Classifier.load(o.judge, { device: 'cpu' });
   const test = readFashionMnist('test');
-  const out: Record<string, any> = { path, card: clf.card, accuracy: {}, generation: {}, translation: {} };
+  const out: Record<string, any> = { path, judge: judge.name, card: clf.card, accuracy: {}, generation: {}, translation: {} };
   const lap = (what: string) => console.log(`${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
   out.accuracy.clean = r4(await robustAccuracy(clf, test, 0));
   const attackSet = readFashionMnist('test', { limit: o.attackLimit });
-  for (const eps of ATTACK_EPS) out.accuracy[`l2-${eps.toFixed(1)}`] = r4(await robustAccuracy(clf, attackSet, eps));
+  // The attacks do not involve the judge: measured with the project's judge only (attack-limit 0 skips them).
+  if (o.attackLimit > 0) for (const eps of ATTACK_EPS) out.accuracy[`l2-${eps.toFixed(1)}`] = r4(await robustAccuracy(clf, attackSet, eps));
   lap(`accuracy ${JSON.stringify(out.accuracy)}`);
 
   for (const eps of o.genEps) {
@@ -118,6 +120,7 @@ const { values, positionals } = parseArgs({
     'gen-iterations': { type: 'string', default: '60' },
     'translate-eps': { type: 'string', default: '5,10' },
     'attack-limit': { type: 'string', default: '2000' },
+    judge: { type: 'string', default: 'fashion-judge' },
   },
 });
 if (positionals[0] === 'table') {
@@ -133,8 +136,11 @@ if (positionals[0] === 'table') {
       genIterations: Number(values['gen-iterations']),
       translateEps: list(values['translate-eps']!),
       attackLimit: Number(values['attack-limit']),
+      judge: values.judge!,
     });
-    writeFileSync(`${dirname(path)}/measure.json`, JSON.stringify(m, null, 2) + '\n');
-    console.log(`wrote ${dirname(path)}/measure.json (${m.seconds} s)`);
+    // Another judge's figures go beside the project judge's: measure-<judge>.json.
+    const file = `${dirname(path)}/${values.judge === 'fashion-judge' ? 'measure' : `measure-${basename(values.judge!).replace(/\.pt$/, '')}`}.json`;
+    writeFileSync(file, JSON.stringify(m, null, 2) + '\n');
+    console.log(`wrote ${file} (${m.seconds} s)`);
   }
 }
