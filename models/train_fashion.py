@@ -345,22 +345,19 @@ def main():
             'training': {'epochs': args.epochs, 'seed': 1, 'seconds': round(secs)},
             'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep_size(default_width),
             'repInfo': rep_info(default_width)})
-    if 'judge' in which:
-        torch.manual_seed(7)
-        net = JudgeNet()
-        secs = train('fashion-judge', net, xtr, ytr, xte, yte, args.epochs, seed=7)
-        export('fashion-judge', net, args.out, {
-            **common, 'architecture': 'JudgeNet (VGG-style)', 'robust': False, 'eps': 0, 'role': 'judge',
-            'training': {'epochs': args.epochs, 'seed': 7, 'seconds': round(secs)},
-            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 128})
-    if 'mlp-judge' in which:
-        torch.manual_seed(11)
-        net = MlpJudgeNet()
-        secs = train('fashion-judge-mlp', net, xtr, ytr, xte, yte, args.epochs, seed=11)
-        export('fashion-judge-mlp', net, args.out, {
-            **common, 'architecture': 'MlpJudgeNet (784-512-256-10)', 'robust': False, 'eps': 0, 'role': 'judge',
-            'training': {'epochs': args.epochs, 'seed': 11, 'seconds': round(secs)},
-            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': 256})
+    # The judges: (option, name, constructor, card architecture, seed, representation size).
+    for option, name, make_judge, arch, seed, rep in (
+            ('judge', 'fashion-judge', JudgeNet, 'JudgeNet (VGG-style)', 7, 128),
+            ('mlp-judge', 'fashion-judge-mlp', MlpJudgeNet, 'MlpJudgeNet (784-512-256-10)', 11, 256)):
+        if option not in which:
+            continue
+        torch.manual_seed(seed)
+        net = make_judge()
+        secs = train(name, net, xtr, ytr, xte, yte, args.epochs, seed=seed)
+        export(name, net, args.out, {
+            **common, 'architecture': arch, 'robust': False, 'eps': 0, 'role': 'judge',
+            'training': {'epochs': args.epochs, 'seed': seed, 'seconds': round(secs)},
+            'cleanAccuracyPython': evaluate(net, xte, yte), 'repSize': rep})
     if 'robust' in which:
         make, arch_name, rep_size, default_width, rep_info = ROBUST_ARCHS[args.robust_arch]
         width = args.robust_width or default_width
