@@ -86,6 +86,19 @@ export interface ManifestEntry {
   settings: Record<string, unknown>;
 }
 
+/** The manifest entry of result i of a task run on `clf` (the CLI's and the playground's). */
+export function manifestEntry(r: TaskResult, i: number, clf: Classifier, file: string, source: string, model: string): ManifestEntry {
+  return {
+    file,
+    task: r.task,
+    source,
+    target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
+    loss: r.losses[i]!,
+    predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
+    settings: { ...r.settings, model },
+  };
+}
+
 /** The output directory's manifest. Opening it also removes temp files a killed run left behind. */
 export class Manifest {
   readonly path: string;
@@ -157,15 +170,7 @@ export class TaskRun {
     const clf = this.clf;
     for (let i = 0; i < names.length; i++) {
       await writePng(join(this.dir, names[i]!), r.images, i);
-      this.manifest.add({
-        file: names[i]!,
-        task: r.task,
-        source: sources[i]!,
-        target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
-        loss: r.losses[i]!,
-        predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
-        settings: { ...r.settings, model: clf.name },
-      });
+      this.manifest.add(manifestEntry(r, i, clf, names[i]!, sources[i]!, clf.name));
     }
     this.manifest.save();
   }

@@ -4,7 +4,7 @@
  * manifest.json of the same shape, a contact sheet), kept in memory.
  */
 import type { Classifier } from '../classifier.js';
-import type { ManifestEntry } from '../cli/task-command.js';
+import { manifestEntry, type ManifestEntry } from '../cli/task-command.js';
 import { RobustSynthError } from '../errors.js';
 import { gridPng, encodePng } from '../images.js';
 import type { SeedKind } from '../seeds.js';
@@ -191,15 +191,7 @@ export async function runJob(spec: JobSpec, clf: Classifier, hooks: JobHooks): P
   const entries: ManifestEntry[] = [];
   for (let i = 0; i < names.length; i++) {
     files.push({ name: names[i]!, type: 'image/png', data: await encodePng(r.images, i) });
-    entries.push({
-      file: names[i]!,
-      task: r.task,
-      source: sources[i]!,
-      target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
-      loss: r.losses[i]!,
-      predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
-      settings: { ...r.settings, model: spec.model },
-    });
+    entries.push(manifestEntry(r, i, clf, names[i]!, sources[i]!, spec.model));
   }
   for (let i = 0; i < startNames.length; i++) files.push({ name: startNames[i]!, type: 'image/png', data: await encodePng(r.starts, i) });
   files.push({ name: 'contact-sheet.png', type: 'image/png', data: await gridPng(sheet) });
