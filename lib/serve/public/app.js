@@ -29,6 +29,8 @@ const MASK_NOTES = {
   inpaint: 'Draw the hole on the image; leave it empty for the default centred hole.',
   paintFeature: 'Draw where to paint the unit; leave it empty for the default centred region.',
 };
+/** Tasks that take a class (a target, or inpaint's and superResolve's label); the page's class field says the same. */
+const CLASS_TASKS = ['generate', 'inpaint', 'superResolve', 'translate', 'sketchToImage'];
 /** Does the task start from the image? */
 const usesImage = (task) => (task === 'visualizeFeature' ? els.from.value === 'image' : task !== 'generate');
 
@@ -293,7 +295,7 @@ function jobBody() {
     if (body.from === 'noise') Object.assign(body, { count: num(els.count) ?? 1, randomSeed: num(els.randomSeed) ?? 0 });
   }
   if (task === 'invert') body.randomSeed = num(els.randomSeed) ?? 0;
-  if (!['generate', 'inpaint', 'superResolve', 'translate', 'sketchToImage'].includes(task)) delete body.class;
+  if (!CLASS_TASKS.includes(task)) delete body.class;
   return body;
 }
 
@@ -391,8 +393,7 @@ function showResults(s) {
   const first = r.entries[0];
   if (first) {
     els.preview.src = r.files.find((f) => f.name === first.file).url;
-    const aimed = ['generate', 'translate', 'sketchToImage', 'inpaint', 'superResolve'].includes(s.task);
-    els.previewCaption.textContent = `result: reads as ${first.predicted.name}${aimed ? ` (target ${first.target.name})` : ''}`;
+    els.previewCaption.textContent = `result: reads as ${first.predicted.name}${CLASS_TASKS.includes(s.task) ? ` (target ${first.target.name})` : ''}`;
   }
   const list = document.createElement('ul');
   for (const f of pngs) {
