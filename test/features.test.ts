@@ -71,16 +71,16 @@ describe('visualizeFeature', () => {
 
 describe('spreadUnits', () => {
   it("spreads over the channels of a feature map at its centre, else over the units", async () => {
+    // fashion-robust's card gives its flattened map's layout.
     const shape = representationShape(robust);
     const size = representationSize(robust)!;
-    if (shape) {
-      const [c, h, w] = shape;
-      expect(c * h * w).toBe(size);
-      const units = spreadUnits(robust, 4, size);
-      const centre = Math.floor(h / 2) * w + Math.floor(w / 2);
-      expect(units).toEqual([0, 1, 2, 3].map((i) => Math.floor((i * c) / 4) * h * w + centre));
-      expect(spreadUnits(robust, 10 * c, size)).toHaveLength(c);
-    }
+    expect(shape).toBeDefined();
+    const [c, h, w] = shape!;
+    expect(c * h * w).toBe(size);
+    const units = spreadUnits(robust, 4, size);
+    const centre = Math.floor(h / 2) * w + Math.floor(w / 2);
+    expect(units).toEqual([0, 1, 2, 3].map((i) => Math.floor((i * c) / 4) * h * w + centre));
+    expect(spreadUnits(robust, 10 * c, size)).toHaveLength(c);
     // Without a card's layout: evenly over the units.
     const cardless = { card: undefined } as unknown as Classifier;
     expect(spreadUnits(cardless, 4, 64)).toEqual([0, 16, 32, 48]);
