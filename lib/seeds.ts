@@ -209,19 +209,65 @@ export function rng(seed: number): { uniform: () => number; normal: () => number
 
 const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
+/** The largest seed index a sampler accepts (seeds 0..MAX_SEED_INDEX-1 of a class): bounds what a job may ask. */
+export const MAX_SEED_INDEX = 10_000_000;
+
+/** A 32-bit mix of the three numbers a seed depends on (murmur3's finalizer over each in turn). */
+function streamKey(randomSeed: number, label: number, index: number): number {
+  let h = 0x811c9dc5;
+  for (const v of [randomSeed, label, index]) {
+    let k = Math.imul(v >>> 0, 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h ^= k;
+    h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) >>> 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Seeds drawn so far by this process (rows and random numbers): what a job's sampling cost, for tests and benchmarks. */
+export const seedCounters = { rows: 0, draws: 0 };
+
 /**
- * Draws `count` seeds of class `label`. 'uniform' needs no model (pass `shape`).
+ * Draws seeds `start..start+count-1` of class `label`. Every seed index has its own random
+ * stream, so seed i depends only on (label, seed, i): drawing seeds 99,992..99,999 costs what
+ * drawing seeds 0..7 does, and gives exactly the rows a draw of 0..99,999 gives there (what a
+ * queue job of a seed range relies on). 'uniform' needs no model (pass `shape`).
  * @example const x0 = sampleSeeds(model, 'mvn', 7, 8, 42);
  */
-export function sampleSeeds(model: SeedModel | undefined, kind: SeedKind, label: number, count: number, seed: number, shape?: [number, number, number]): ImageBatch {
+export function sampleSeeds(
+  model: SeedModel | undefined,
+  kind: SeedKind,
+  label: number,
+  count: number,
+  seed: number,
+  shape?: [number, number, number],
+  start = 0,
+): ImageBatch {
   const [c, h, w] = model?.shape ?? shape ?? [0, 0, 0];
   if (!c) throw new RobustSynthError('ERR_BAD_INPUT', 'uniform seeds need a shape when no seed model is given');
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > MAX_SEED_INDEX) {
+    throw new RobustSynthError('ERR_BAD_INPUT', `seed indices must lie in 0..${MAX_SEED_INDEX - 1}, got ${start}..${start + count - 1}`);
+  }
   const size = c * h * w;
   const data = new Float32Array(count * size);
-  const r = rng(seed * 1000003 + label * 7919 + 1);
   const out: ImageBatch = { data, shape: [count, c, h, w] as Shape4 };
+  const stream = (s: number) => {
+    const r = rng(streamKey(seed, label, start + s));
+    seedCounters.rows++;
+    return {
+      uniform: () => (seedCounters.draws++, r.uniform()),
+      normal: () => (seedCounters.draws++, r.normal()),
+    };
+  };
   if (kind === 'uniform') {
-    for (let i = 0; i < data.length; i++) data[i] = r.uniform();
+    for (let s = 0; s < count; s++) {
+      const r = stream(s);
+      for (let p = 0; p < size; p++) data[s * size + p] = r.uniform();
+    }
     return out;
   }
   if (!model) throw new RobustSynthError('ERR_BAD_INPUT', `${kind} seeds need a fitted seed model (robust-synth fit-seeds)`);
@@ -229,6 +275,7 @@ export function sampleSeeds(model: SeedModel | undefined, kind: SeedKind, label:
   if (!cls) throw new RobustSynthError('ERR_BAD_INPUT', `the seed model has no statistics for class ${label}`);
   if (kind === 'normal') {
     for (let s = 0; s < count; s++) {
+      const r = stream(s);
       for (let p = 0; p < size; p++) data[s * size + p] = clamp01(cls.mean[p]! + Math.sqrt(cls.variance[p]!) * r.normal());
     }
     return out;
@@ -237,6 +284,7 @@ export function sampleSeeds(model: SeedModel | undefined, kind: SeedKind, label:
   const d = cls.lowMean.length;
   const low = new Float32Array(d);
   for (let s = 0; s < count; s++) {
+    const r = stream(s);
     low.set(cls.lowMean);
     if (cls.factorKind === 'cholesky') {
       const z = Float64Array.from({ length: d }, () => r.normal());

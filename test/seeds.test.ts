@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fitSeeds, loadSeeds, sampleSeeds, saveSeeds, type LabeledImages } from '../lib/index.js';
-import { blockAverage, cholesky, rng, upsampleNearest } from '../lib/seeds.js';
+import { blockAverage, cholesky, MAX_SEED_INDEX, rng, seedCounters, upsampleNearest } from '../lib/seeds.js';
+import { jobSeeds } from '../lib/queue/job-seeds.js';
+import type { GenerateJobData } from '../lib/queue/jobs.js';
 import { tempDir } from './helpers.js';
 
 /** Two classes of 1x4x4 images drawn from known distributions at 2x2 resolution (block-constant). */
@@ -78,6 +80,35 @@ describe('seed distributions', () => {
     const m = fitSeeds(synthetic(200), { factor: 2 });
     expect(sampleSeeds(m, 'mvn', 0, 2, 5).data).toEqual(sampleSeeds(m, 'mvn', 0, 2, 5).data);
     expect(sampleSeeds(m, 'mvn', 0, 2, 5).data).not.toEqual(sampleSeeds(m, 'mvn', 0, 2, 6).data);
+  });
+
+  it('seed i depends only on (class, random seed, i): a job of seeds 99,992..99,999 costs what the first job does and equals the single-machine draw there', () => {
+    const job = (start: number, end: number, seed: GenerateJobData['seed']): GenerateJobData => ({
+      v: 1, task: 'generate', model: 'm', modelSha256: 'a'.repeat(64), shape: [1, 4, 4],
+      settings: { eps: 1, step: 0.1, iterations: 1, constraint: '2', useBest: true, bf16: false, batch: 8 },
+      files: Array.from({ length: end - start }, (_, j) => `x-${start + j}.png`), source: 'seed:' + seed, class: 1, seed, randomSeed: 7, start, end,
+    });
+    const m = fitSeeds(synthetic(200), { factor: 2 });
+    for (const kind of ['uniform', 'normal', 'mvn'] as const) {
+      const cost = (start: number, end: number) => {
+        const before = { ...seedCounters };
+        const x = jobSeeds(job(start, end, kind), 1, m);
+        return { x, rows: seedCounters.rows - before.rows, draws: seedCounters.draws - before.draws, bytes: x.data.byteLength };
+      };
+      const first = cost(0, 8);
+      const last = cost(99_992, 100_000);
+      expect(last.rows, kind).toBe(8);
+      expect({ rows: last.rows, draws: last.draws, bytes: last.bytes }, kind).toEqual({ rows: first.rows, draws: first.draws, bytes: first.bytes });
+      expect(last.bytes).toBe(8 * 16 * 4);
+      expect(last.x.data, kind).not.toEqual(first.x.data);
+      // The single-machine generate draws seeds 0..count-1 of a class with the same call.
+      const all = sampleSeeds(m, kind, 1, 100_000, 7, [1, 4, 4]);
+      expect(last.x.data, kind).toEqual(all.data.subarray(99_992 * 16, 100_000 * 16));
+      expect(first.x.data, kind).toEqual(all.data.subarray(0, 8 * 16));
+    }
+    // A class or random seed changes every row; the index range is bounded.
+    expect(sampleSeeds(m, 'mvn', 0, 4, 7, undefined, 10).data).not.toEqual(sampleSeeds(m, 'mvn', 1, 4, 7, undefined, 10).data);
+    expect(() => sampleSeeds(m, 'mvn', 0, 2, 7, undefined, MAX_SEED_INDEX - 1)).toThrow(/seed indices/);
   });
 
   it('saves and loads a seed file exactly; rejects a corrupt one', async () => {
