@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Classifier } from './classifier.js';
-import { progressReporter } from './cli/progress.js';
+import { progressReporter } from './progress.js';
 import { readFashionMnist } from './datasets.js';
 import { gridPng, writeFileAtomic } from './images.js';
 import { SEED_KINDS, type SeedKind } from './seeds.js';

@@ -1,7 +1,7 @@
 /** Image I/O with sharp: files to NCHW batches in [0, 1], batches to PNG files and grids. */
-import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
+import { writeFileAtomic } from './atomic-write.js';
 import { RobustSynthError } from './errors.js';
 import type { ImageBatch } from './tensor.js';
 
@@ -71,13 +71,8 @@ export async function encodePng(b: ImageBatch, i: number, scale = 1): Promise<Bu
   return img.png().toBuffer();
 }
 
-/** Writes bytes so that a reader never sees a partial file: temp file in the same directory, then rename. */
-export function writeFileAtomic(path: string, bytes: Buffer | string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.partial`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
+// Kept for old imports: the writer is lib/atomic-write.ts.
+export { writeFileAtomic };
 
 export async function writePng(path: string, b: ImageBatch, i = 0, scale = 1): Promise<void> {
   writeFileAtomic(path, await encodePng(b, i, scale));

@@ -3,15 +3,17 @@
  * before any work, loading and disposing of the model, reading inputs, and writing each
  * output with its manifest entry and a contact sheet.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Classifier, setThreads, type Device } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
-import { gridPng, readImage, writeFileAtomic, writePng } from '../images.js';
+import { writeFileAtomic } from '../atomic-write.js';
+import { gridPng, readImage, writePng } from '../images.js';
+import { Manifest, manifestEntry } from '../manifest.js';
 import type { CommonTaskOptions, TaskResult } from '../tasks/common.js';
 import { concat, type ImageBatch } from '../tensor.js';
 import { checkOutDir, numberFlag, type OptionSpecs, type Values } from './command.js';
-import { progressReporter, type ProgressReporter } from './progress.js';
+import { progressReporter, type ProgressReporter } from '../progress.js';
 
 /** The flags every task command takes. */
 export const TASK_OPTIONS: OptionSpecs = {
@@ -75,54 +77,8 @@ export function readTaskFlags(values: Values, defaultOut: string): TaskFlags {
   };
 }
 
-export interface ManifestEntry {
-  file: string;
-  /** The task's name (generate, inpaint, superResolve, translate). */
-  task: string;
-  source: string;
-  target: { index: number; name: string };
-  loss: number;
-  predicted: { index: number; name: string };
-  settings: Record<string, unknown>;
-}
-
-/** The manifest entry of result i of a task run on `clf` (the CLI's and the playground's). */
-export function manifestEntry(r: TaskResult, i: number, clf: Classifier, file: string, source: string, model: string): ManifestEntry {
-  return {
-    file,
-    task: r.task,
-    source,
-    target: { index: r.targets[i]!, name: clf.classes[r.targets[i]!]! },
-    loss: r.losses[i]!,
-    predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
-    settings: { ...r.settings, model },
-  };
-}
-
-/** The output directory's manifest. Opening it also removes temp files a killed run left behind. */
-export class Manifest {
-  readonly path: string;
-  entries: ManifestEntry[];
-  constructor(dir: string) {
-    if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith('.partial')) rmSync(join(dir, f), { force: true });
-    this.path = join(dir, 'manifest.json');
-    this.entries = existsSync(this.path) ? (JSON.parse(readFileSync(this.path, 'utf8')).entries as ManifestEntry[]) : [];
-  }
-  has(file: string): boolean {
-    return this.entries.some((e) => e.file === file);
-  }
-  add(e: ManifestEntry): void {
-    this.entries = this.entries.filter((x) => x.file !== e.file);
-    this.entries.push(e);
-  }
-  save(): void {
-    writeFileAtomic(this.path, JSON.stringify({ entries: this.entries }, null, 2) + '\n');
-  }
-}
-
-export function slug(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-}
+// The manifest moved to lib/manifest.ts; these re-exports keep old imports working.
+export { Manifest, manifestEntry, slug, type ManifestEntry } from '../manifest.js';
 
 /** A loaded model and the output directory of one task command. */
 export class TaskRun {

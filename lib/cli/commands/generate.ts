@@ -3,7 +3,8 @@ import { SEED_KINDS } from '../../seeds.js';
 import { generate } from '../../tasks/generate.js';
 import * as is from '../../validate.js';
 import { numberFlag, required, type Command } from '../command.js';
-import { readTaskFlags, slug, TASK_OPTIONS, withModel } from '../task-command.js';
+import { slug } from '../../manifest.js';
+import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
 export const generateCommand: Command = {
   name: 'generate',

@@ -4,7 +4,8 @@ import { RobustSynthError } from '../../errors.js';
 import { sketchFromImage } from '../../sketch.js';
 import { sketchToImage } from '../../tasks/sketchToImage.js';
 import { numberFlag, required, type Command } from '../command.js';
-import { readTaskFlags, slug, TASK_OPTIONS, withModel } from '../task-command.js';
+import { slug } from '../../manifest.js';
+import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
 export const sketchToImageCommand: Command = {
   name: 'sketch-to-image',

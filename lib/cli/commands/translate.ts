@@ -10,8 +10,9 @@ import { translate } from '../../tasks/translate.js';
 import { concat, type ImageBatch } from '../../tensor.js';
 import * as is from '../../validate.js';
 import { required, type Command } from '../command.js';
-import { progressReporter } from '../progress.js';
-import { readTaskFlags, slug, TASK_OPTIONS, withModel } from '../task-command.js';
+import { progressReporter } from '../../progress.js';
+import { slug } from '../../manifest.js';
+import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
 const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
 
