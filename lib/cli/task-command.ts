@@ -9,7 +9,7 @@ import { Classifier, setThreads, type Device } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { gridPng, readImage, writePng } from '../images.js';
-import { Manifest, manifestEntry } from '../manifest.js';
+import { Manifest, MANIFEST_FILE, manifestEntry, readManifest } from '../manifest.js';
 import type { CommonTaskOptions, TaskResult } from '../tasks/common.js';
 import { concat, type ImageBatch } from '../tensor.js';
 import { checkOutDir, numberFlag, type OptionSpecs, type Values } from './command.js';
@@ -47,6 +47,7 @@ export interface TaskFlags {
 
 export function readTaskFlags(values: Values, defaultOut: string): TaskFlags {
   const dir = checkOutDir(resolve(String(values.out ?? defaultOut)));
+  readManifest(join(dir, MANIFEST_FILE)); // a manifest that cannot be read is refused before the model loads
   const shape = values['input-shape'];
   let inputShape: [number, number, number] | undefined;
   if (shape !== undefined) {
