@@ -5,6 +5,13 @@ import { writeFileAtomic } from './atomic-write.js';
 import { RobustSynthError } from './errors.js';
 import type { ImageBatch } from './tensor.js';
 
+/** The file names readImage is meant for, by extension (what a folder of images is filtered by). */
+export const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
+
+export function isImageFile(name: string): boolean {
+  return IMAGE_FILE.test(name);
+}
+
 export interface ReadOptions {
   /** Channels the model wants: 1 (grey) or 3 (RGB). */
   channels: number;
@@ -43,7 +50,7 @@ async function decode(img: Sharp, { channels, height, width }: ReadOptions): Pro
   pipeline = channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   const c = info.channels;
-  if (c !== channels) throw new Error(`decoded ${c} channels, wanted ${channels}`);
+  if (c !== channels) throw new RobustSynthError('ERR_BAD_IMAGE', `decoded ${c} channels, wanted ${channels}`);
   const plane = height * width;
   const out = new Float32Array(channels * plane);
   for (let p = 0; p < plane; p++) for (let ch = 0; ch < c; ch++) out[ch * plane + p] = data[p * c + ch]! / 255;

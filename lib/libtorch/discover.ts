@@ -10,11 +10,16 @@
  * Each step records what it found or why it found nothing, because the one error a user sees
  * when nothing fits has to say where robust-synth looked. Nothing here downloads or writes.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { RobustSynthError } from '../errors.js';
 import { LIBTORCH_VERSION, libtorchUrl } from './constants.js';
+import { defaultPythons, findPythonTorch } from './python.js';
+import { compareVersions, detectNvidiaDriver } from './versions.js';
+
+export { defaultPythons, findPythonTorch } from './python.js';
+export { compareVersions, detectNvidiaDriver } from './versions.js';
 
 export type Variant = 'cpu' | 'cuda';
 export type Source = 'LIBTORCH' | 'cache' | 'python' | 'system';
@@ -125,9 +130,9 @@ function abiFromCMake(configPath: string): boolean | undefined {
 
 /** Reads version and variant of an unpacked LibTorch: an official zip, a Python torch dir, or any prefix. */
 export function inspectLibTorchDir(root: string, source: Source): LibTorch {
-  if (!existsSync(root)) throw new Error(`${root} does not exist`);
+  if (!existsSync(root)) throw new RobustSynthError('ERR_LIBTORCH', `${root} does not exist`);
   const libDir = [join(root, 'lib'), root].find((d) => findLib(d, 'libtorch'));
-  if (!libDir) throw new Error(`${root} has no lib/libtorch.so`);
+  if (!libDir) throw new RobustSynthError('ERR_LIBTORCH', `${root} has no lib/libtorch.so`);
   const cmakeConfig = join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
   const hasCMake = isFile(cmakeConfig);
 
@@ -156,8 +161,8 @@ export function inspectLibTorchDir(root: string, source: Source): LibTorch {
     if (part('MAJOR') && part('MINOR')) version = `${part('MAJOR')}.${part('MINOR')}.${part('PATCH') ?? 0}`;
     versionFrom = 'torch/version.h';
   }
-  if (!version) throw new Error(`cannot tell the version of the LibTorch in ${root} (no build-version, version.py, TorchConfigVersion.cmake or torch/version.h)`);
-  if (/\+rocm/.test(version)) throw new Error(`${root} is a ROCm build (${version}); robust-synth supports CPU and CUDA builds`);
+  if (!version) throw new RobustSynthError('ERR_LIBTORCH', `cannot tell the version of the LibTorch in ${root} (no build-version, version.py, TorchConfigVersion.cmake or torch/version.h)`);
+  if (/\+rocm/.test(version)) throw new RobustSynthError('ERR_LIBTORCH', `${root} is a ROCm build (${version}); robust-synth supports CPU and CUDA builds`);
 
   const hasCudaLib = Boolean(findLib(libDir, 'libtorch_cuda'));
   const variant: Variant = cuda || hasCudaLib ? 'cuda' : 'cpu';
@@ -221,59 +226,6 @@ export function inspectSystem(libDirs: string[] = DEFAULT_SYSTEM_LIB_DIRS): { fo
     };
   }
   return { looked: libDirs };
-}
-
-/** Finds an executable on PATH (no shell), for naming python3 in reports and de-duplicating. */
-function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (name.includes('/')) return isFile(name) ? name : undefined;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir && isFile(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
-// Locates torch without importing it (importing takes seconds; this takes milliseconds). Same
-// directory as torch.utils.cmake_prefix_path minus its share/cmake suffix.
-const PY_PROBE =
-  'import importlib.util, json, sys\n' +
-  's = importlib.util.find_spec("torch")\n' +
-  'print(json.dumps({"torch": list(s.submodule_search_locations)[0] if s and s.submodule_search_locations else None, "exe": sys.executable}))';
-
-/** Asks each Python where its `torch` package is. */
-export function findPythonTorch(pythons: string[], env: NodeJS.ProcessEnv): Array<{ python: string; torch?: string; problem?: string }> {
-  const out: Array<{ python: string; torch?: string; problem?: string }> = [];
-  const seen = new Set<string>();
-  for (const py of pythons) {
-    const exe = onPath(py, env);
-    if (!exe) {
-      out.push({ python: py, problem: 'not found' });
-      continue;
-    }
-    const r = spawnSync(exe, ['-c', PY_PROBE], { encoding: 'utf8', timeout: 15_000, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    if (r.status !== 0) {
-      out.push({ python: exe, problem: `did not run (${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').at(-1)})` });
-      continue;
-    }
-    try {
-      const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { torch: string | null; exe: string };
-      const label = exe === j.exe ? exe : `${exe} (${j.exe})`;
-      if (!j.torch) out.push({ python: label, problem: 'has no torch module' });
-      else if (seen.has(j.torch)) continue;
-      else {
-        seen.add(j.torch);
-        out.push({ python: label, torch: j.torch });
-      }
-    } catch {
-      out.push({ python: exe, problem: 'printed something unexpected' });
-    }
-  }
-  return out;
-}
-
-/** The Pythons asked for `torch`: $ROBUST_SYNTH_PYTHON, else python3 on PATH and /usr/bin/python3. */
-export function defaultPythons(env: NodeJS.ProcessEnv): string[] {
-  if (env.ROBUST_SYNTH_PYTHON) return [env.ROBUST_SYNTH_PYTHON];
-  return ['python3', '/usr/bin/python3'];
 }
 
 /** Cached downloads, best first: the pinned version, CUDA first when a driver is present. */
@@ -425,32 +377,4 @@ export function fixesText(env: NodeJS.ProcessEnv = process.env): string {
 export function noLibTorchMessage(res: Resolution, env: NodeJS.ProcessEnv = process.env): string {
   if (res.error) return `robust-synth: ${res.error}\n\n${formatResolution(res)}`;
   return `robust-synth: no LibTorch found.\n\n${formatResolution(res)}\n\n${fixesText(env)}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ranking cached builds: a CUDA build goes first only where a driver can run it, and setup picks
-// its download from the same driver version.
-
-/** Compares dotted versions numerically (550.54.14 > 550.9). */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((x) => parseInt(x, 10) || 0);
-  const pb = b.split('.').map((x) => parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d) return Math.sign(d);
-  }
-  return 0;
-}
-
-/** The NVIDIA kernel driver's version, from /proc (no process) or else nvidia-smi; undefined without one. */
-export function detectNvidiaDriver(): string | undefined {
-  try {
-    const m = /Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)/.exec(readFileSync('/proc/driver/nvidia/version', 'utf8'));
-    if (m) return m[1];
-  } catch {
-    // no driver loaded, or not Linux
-  }
-  const r = spawnSync('nvidia-smi', ['--query-gpu=driver_version', '--format=csv,noheader'], { encoding: 'utf8', timeout: 10_000 });
-  const v = r.status === 0 ? /(\d+\.\d+(?:\.\d+)?)/.exec(r.stdout)?.[1] : undefined;
-  return v;
 }

@@ -106,7 +106,7 @@ function request(url: string, timeoutMs: number, redirects = 5): Promise<Incomin
       }
       resolvePromise(res);
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data from ${url} for ${timeoutMs / 1000} s`)));
+    req.setTimeout(timeoutMs, () => req.destroy(setupError(`no data from ${url} for ${timeoutMs / 1000} s`)));
     req.on('error', reject);
   });
 }
@@ -154,7 +154,7 @@ export async function downloadTo(url: string, dest: string, options: { timeoutMs
       cb(null, chunk);
     },
   });
-  res.socket?.setTimeout(timeoutMs, () => res.destroy(new Error(`download of ${url} stalled for ${timeoutMs / 1000} s`)));
+  res.socket?.setTimeout(timeoutMs, () => res.destroy(setupError(`download of ${url} stalled for ${timeoutMs / 1000} s`)));
   try {
     await pipeline(res, meter, createWriteStream(dest));
   } catch (e) {
