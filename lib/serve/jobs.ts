@@ -3,9 +3,10 @@
  * job goes through (queued -> running -> done | cancelled | failed), and the events its
  * watchers receive (status, progress, preview).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Classifier } from '../classifier.js';
 import { RobustSynthError, type ErrorCode } from '../errors.js';
+import { jobError } from './http-errors.js';
 import { gridPng } from '../images.js';
 import type { TaskProgress } from '../tasks/common.js';
 import type { ImageBatch } from '../tensor.js';
@@ -43,7 +44,8 @@ export interface JobStatus {
 }
 
 export class Job {
-  readonly id = randomUUID();
+  /** 128 random bits (base64url): a job's id is its only name, so it must not be guessable. */
+  readonly id = randomBytes(16).toString('base64url');
   readonly createdAt = Date.now();
   readonly controller = new AbortController();
   state: JobState = 'queued';
@@ -59,8 +61,10 @@ export class Job {
 
   constructor(
     readonly spec: JobSpec,
-    /** Resolves the job's source image at the model's shape, once the model is loaded. */
-    readonly source: ((clf: Classifier) => Promise<{ image: ImageBatch; name: string }>) | undefined,
+    /** The client that submitted it (guards.ts); only that client sees it. */
+    readonly owner: string,
+    /** Resolves the job's source image at the model's shape, once the model is loaded; dropped once used (it holds an upload's bytes). */
+    public source: ((clf: Classifier) => Promise<{ image: ImageBatch; name: string }>) | undefined,
   ) {}
 
   get finished(): boolean {
@@ -156,12 +160,8 @@ export interface SchedulerOptions {
   keepJobs: number;
 }
 
-/** What a RobustSynthError-like failure says, for a job's status. */
-export function errorInfo(e: unknown): { code: ErrorCode; message: string } {
-  const err = e as { code?: unknown; message?: unknown };
-  const code = (typeof err?.code === 'string' && err.code.startsWith('ERR_') ? err.code : 'ERR_INTERNAL') as ErrorCode;
-  return { code, message: String(err?.message ?? e) };
-}
+/** What a failure says in a job's status: the library's code, and its message only where it is about the request (http-errors.ts). */
+export const errorInfo = jobError;
 
 export class Scheduler {
   readonly jobs = new Map<string, Job>();
@@ -171,11 +171,11 @@ export class Scheduler {
 
   /** Queues a job on its model; refused with 429 when the model's queue is full. */
   submit(slot: ModelSlot, job: Job): void {
-    if (this.#closed) throw Object.assign(new RobustSynthError('ERR_DISPOSED', 'the server is shutting down'), { statusCode: 503 });
+    if (this.#closed) throw Object.assign(new RobustSynthError('ERR_DISPOSED', 'the server is shutting down'), { statusCode: 503, expose: true });
     if (slot.queue.length >= this.options.maxQueue) {
       throw Object.assign(
         new RobustSynthError('ERR_BAD_INPUT', `the queue for ${slot.name} is full (${slot.queue.length} jobs waiting); try again when one has finished`),
-        { statusCode: 429 },
+        { statusCode: 429, expose: true },
       );
     }
     this.jobs.set(job.id, job);
@@ -191,6 +191,7 @@ export class Scheduler {
     const i = slot.queue.indexOf(job);
     if (i >= 0) {
       slot.queue.splice(i, 1);
+      job.source = undefined;
       job.controller.abort();
       job.finish('cancelled', { code: 'ERR_ABORTED', message: `${reason} before it started` });
       this.#positions(slot);
@@ -245,6 +246,7 @@ export class Scheduler {
       const clf = await slot.classifier();
       if (job.controller.signal.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted');
       const source = job.source ? await job.source(clf) : undefined;
+      job.source = undefined;
       job.output = await runJob(job.spec, clf, {
         signal: job.controller.signal,
         source,
@@ -269,6 +271,7 @@ export class Scheduler {
         job.finish('failed', info);
       }
     } finally {
+      job.source = undefined;
       clearTimeout(timer);
       slot.running = undefined;
       this.#positions(slot);

@@ -4,7 +4,7 @@
  * manifest.json of the same shape, a contact sheet), kept in memory.
  */
 import type { Classifier } from '../classifier.js';
-import { manifestEntry, type ManifestEntry } from '../cli/task-command.js';
+import { manifestEntry, slug, type ManifestEntry } from '../manifest.js';
 import { RobustSynthError } from '../errors.js';
 import { gridPng, encodePng } from '../images.js';
 import type { SeedKind } from '../seeds.js';
@@ -86,10 +86,6 @@ export interface JobHooks {
   source?: { image: ImageBatch; name: string };
 }
 
-export function slug(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'image';
-}
-
 function maskBatch(mask: Uint8Array | undefined, h: number, w: number): ImageBatch | undefined {
   if (!mask || !mask.some((v) => v !== 0)) return undefined;
   return { data: Float32Array.from(mask, (v) => (v ? 1 : 0)), shape: [1, 1, h, w] };
@@ -109,7 +105,7 @@ export async function runJob(spec: JobSpec, clf: Classifier, hooks: JobHooks): P
   const image = hooks.source?.image;
   const stem = slug(hooks.source?.name ?? 'image');
   const need = (): ImageBatch => {
-    if (!image) throw new Error(`${spec.task} needs a source image`);
+    if (!image) throw new RobustSynthError('ERR_BAD_INPUT', `${spec.task} needs a source image`);
     return image;
   };
   let r: TaskResult;

@@ -52,9 +52,20 @@ class ApiError extends Error {
   }
 }
 
+/** Shown once the server refuses the page's session: the address needs the token robust-synth serve printed. */
+function noAccess(message) {
+  if (document.getElementById('no-access')) return;
+  const p = document.createElement('p');
+  p.id = 'no-access';
+  p.className = 'error banner';
+  p.textContent = `${message} [401]`;
+  document.querySelector('header').after(p);
+}
+
 async function api(path, init) {
   const res = await fetch(path, init);
   const json = (res.headers.get('content-type') || '').includes('json') ? await res.json() : null;
+  if (res.status === 401) noAccess(json?.error?.message ?? 'this server needs its access token');
   if (!res.ok) throw new ApiError(json?.error?.message ?? res.statusText, json?.error?.code ?? 'ERR_INTERNAL', res.status);
   return json;
 }
@@ -432,14 +443,20 @@ async function pollQueue() {
     const { models } = await api('/api/queue');
     const m = models.find((x) => x.name === state.model?.name);
     els.queueInfo.textContent = m ? `${m.name}: ${m.running ? `1 running (${m.running.task})` : 'idle'}${m.waiting ? `, ${m.waiting} waiting` : ''}` : '';
-  } catch {
-    els.queueInfo.textContent = 'server unreachable';
+  } catch (e) {
+    els.queueInfo.textContent = e instanceof ApiError && e.status === 401 ? 'no access' : 'server unreachable';
   }
 }
 
 show(els.task.value);
-await loadModels();
-await loadExamples();
+try {
+  await loadModels();
+  await loadExamples();
+} catch (e) {
+  // Without access the page stays empty, under the banner that says how to get in.
+  if (!(e instanceof ApiError && e.status === 401)) throw e;
+  els.run.disabled = true;
+}
 setInterval(pollQueue, 1500);
 void pollQueue();
 document.body.dataset.ready = 'true';
