@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { RobustSynthError } from './errors.js';
-import { readImage } from './images.js';
+import { isImageFile, readImage } from './images.js';
 import type { ImageBatch } from './tensor.js';
 
 export interface LabeledImages {
@@ -71,7 +71,6 @@ export function readFashionMnist(split: 'train' | 'test', options: { dir?: strin
   };
 }
 
-const IMAGE_EXT = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
 
 /**
  * An ImageFolder tree (`root/<class>/<image>`), decoded and resized to the model's input.
@@ -96,7 +95,7 @@ export async function readImageFolder(
       o.onSkip?.(join(root, folder), 'folder name is not a known class');
       continue;
     }
-    let files = readdirSync(join(root, folder)).filter((f) => IMAGE_EXT.test(f)).sort();
+    let files = readdirSync(join(root, folder)).filter(isImageFile).sort();
     if (o.limitPerClass !== undefined) files = files.slice(0, o.limitPerClass);
     for (const f of files) {
       const path = join(root, folder, f);

@@ -198,6 +198,35 @@ describe('robust-synth CLI', () => {
     expect(readdirSync(out).filter((f) => f.includes('.partial'))).toEqual([]);
   });
 
+  it("an image's result depends only on it and the settings: not on a corrupt file before it, nor on a partial batch", async () => {
+    const src = await sourceDir(6); // img000..img005
+    const withBad = tempDir('rs-src-bad-');
+    for (const f of readdirSync(src)) writeFileSync(join(withBad, f), readFileSync(join(src, f)));
+    writeFileSync(join(withBad, 'img002b.png'), 'not a png'); // sorted into the middle of the first batch
+    writeFileSync(join(withBad, 'notes.txt'), 'not an image');
+    const alone = tempDir('rs-src-alone-');
+    writeFileSync(join(alone, 'img005.png'), readFileSync(join(src, 'img005.png'))); // one image in a batch of 4
+    const outs = [tempDir(), tempDir(), tempDir()];
+    const common = ['--to', 'Bag', '--iterations', '15', '--batch', '4', '--threads', '1'];
+    const runs = await cliAll([src, withBad, alone].map((dir, i) => ['translate', '--image', dir, ...common, '--out', outs[i]!]));
+    expect(runs[0]!.status, runs[0]!.stderr).toBe(0);
+    expect(runs[1]!.status, runs[1]!.stderr).toBe(1); // one file skipped
+    expect(runs[1]!.stderr).toMatch(/skipped .*img002b\.png/);
+    expect(runs[1]!.stderr).toMatch(/ignored 1 file\(s\) that are not images by their extension: notes\.txt/);
+    expect(runs[2]!.status, runs[2]!.stderr).toBe(0);
+    expect(runs[2]!.stdout).toMatch(/translated 1 image to Bag/);
+    const [plain, bad, one] = outs.map((o) => new Map(manifest(o).map((e) => [e.file, e])));
+    expect(plain!.size).toBe(6);
+    expect(bad!.size).toBe(6);
+    for (const [file, e] of plain!) {
+      // The loss is the float the engine computed: equal only if the computation was.
+      expect(bad!.get(file)!.loss, file).toBe(e.loss);
+      expect(readFileSync(join(outs[1]!, file)).equals(readFileSync(join(outs[0]!, file))), file).toBe(true);
+    }
+    expect(one!.get('img005-to-bag.png')!.loss).toBe(plain!.get('img005-to-bag.png')!.loss);
+    expect(readFileSync(join(outs[2]!, 'img005-to-bag.png')).equals(readFileSync(join(outs[0]!, 'img005-to-bag.png')))).toBe(true);
+  });
+
   it('models lists the embedded pair with their accuracies', () => {
     const r = cli(['models']);
     expect(r.status).toBe(0);

@@ -6,6 +6,7 @@ import type { Classifier, ClassRef, Constraint, PgdOptions, PgdResult, Progress 
 import { RobustSynthError } from '../errors.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
+import { padBatchOptions, padRows, padTargets, unpadResult } from './pad.js';
 
 /** A task's name: the name of the function that runs it (the CLI command is its kebab-case: super-resolve). */
 export type TaskName = 'generate' | 'inpaint' | 'superResolve' | 'translate' | 'visualizeFeature' | 'paintFeature' | 'invert' | 'sketchToImage';
@@ -140,7 +141,9 @@ export async function runBatched(
   const clf = o.classifier;
   const n = x0.shape[0];
   const [, , h, w] = x0.shape;
-  const batch = o.batch ?? (h * w <= 64 * 64 ? 64 : 8);
+  // Every device batch has exactly `batch` rows (lib/tasks/pad.ts): without one asked for, the
+  // default, or the whole run when it is smaller.
+  const batch = o.batch ?? Math.max(1, Math.min(n, h * w <= 64 * 64 ? 64 : 8));
   is.integer('batch', batch, { min: 1, max: 1 << 20 });
   const results: PgdResult[] = [];
   const t0 = performance.now();
@@ -149,20 +152,22 @@ export async function runBatched(
     end = Math.min(n, start + batch);
     if (groups) for (let i = start + 1; i < end; i++) if (groups[i] !== groups[start]) end = i;
     if (o.signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'the job was aborted');
-    const r = await clf.pgd({
-      x0: slice(x0, start, end),
-      targets: targets.subarray(start, end),
+    const rows = end - start;
+    const padded = await clf.pgd({
+      x0: padRows(slice(x0, start, end), rows, batch),
+      targets: padTargets(targets.subarray(start, end), batch),
       eps: settings.eps,
       step: settings.step,
       iterations: settings.iterations,
       constraint: settings.constraint,
       useBest: settings.useBest,
       bf16: o.bf16,
-      ...perBatch?.(start, end),
+      ...padBatchOptions(perBatch?.(start, end), rows, batch),
       signal: o.signal,
       progressEvery: Math.max(1, Math.floor(settings.iterations / 50)),
       onProgress: o.onProgress && ((p) => o.onProgress!({ ...p, done: start, inBatch: end - start, images: n })),
     });
+    const r = unpadResult(padded, rows);
     steps += r.stats.steps;
     results.push(r);
     o.onProgress?.({ step: settings.iterations, total: settings.iterations, loss: mean(r.losses), elapsedMs: performance.now() - t0, done: end, inBatch: 0, images: n });

@@ -1,20 +1,28 @@
 /**
  * `robust-synth translate`: image-to-image translation toward a class (the library's
  * translate()), of one file or a directory: resumable (outputs already in the manifest are
- * skipped), atomic writes, unreadable files skipped and counted (exit code 1).
+ * skipped), atomic writes, unreadable files skipped and counted (exit code 1). A directory is
+ * run in device batches of exactly --batch images (a partial one padded), filled with the
+ * readable images in file-name order, so each image's result depends only on it and the
+ * settings: not on the folder's other files, nor on what a resumed run has left to do.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { RobustSynthError } from '../../errors.js';
+import { isImageFile } from '../../images.js';
+import { slug } from '../../manifest.js';
+import { progressReporter } from '../../progress.js';
 import { translate } from '../../tasks/translate.js';
 import { concat, type ImageBatch } from '../../tensor.js';
 import * as is from '../../validate.js';
 import { required, type Command } from '../command.js';
-import { progressReporter } from '../../progress.js';
-import { slug } from '../../manifest.js';
 import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
-const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
+/** "a.txt, b.json and 3 more". */
+function someNames(names: string[], shown = 5): string {
+  if (names.length <= shown) return names.join(', ');
+  return `${names.slice(0, shown).join(', ')} and ${names.length - shown} more`;
+}
 
 export const translateCommand: Command = {
   name: 'translate',
@@ -34,20 +42,30 @@ export const translateCommand: Command = {
       const { clf, dir, manifest } = run;
       const target = clf.classIndex(to, 'to');
       const single = !statSync(src).isDirectory();
-      const files = single ? [src] : readdirSync(src).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(src, f));
+      let files = [src];
+      if (!single) {
+        const entries = readdirSync(src, { withFileTypes: true }).filter((e) => e.isFile() || e.isSymbolicLink());
+        const others = entries.filter((e) => !isImageFile(e.name)).map((e) => e.name).sort();
+        if (others.length) console.error(`ignored ${others.length} file(s) that are not images by their extension: ${someNames(others)}`);
+        files = entries.filter((e) => isImageFile(e.name)).map((e) => e.name).sort().map((f) => join(src, f));
+      }
       const outName = (f: string) => `${basename(f, extname(f))}-to-${slug(clf.classes[target]!)}.png`;
       const todo = files.filter((f) => !(manifest.has(outName(f)) && existsSync(join(dir, outName(f)))));
       if (todo.length < files.length) console.error(`resuming: ${files.length - todo.length} of ${files.length} already done`);
       const [, h, w] = clf.inputShape;
-      const batch = flags.batch ?? (h * w <= 64 * 64 ? 64 : 8);
+      // A directory always runs at a fixed batch size (the default when none is given), so that
+      // neither its size nor a resume changes a result; a single file runs as one batch.
+      const batch = flags.batch ?? (single ? 1 : h * w <= 64 * 64 ? 64 : 8);
       const progress = progressReporter('translate');
       let failed = 0;
       let done = files.length - todo.length;
-      for (let start = 0; start < todo.length; start += batch) {
-        const chunk = todo.slice(start, start + batch);
+      let next = 0;
+      while (next < todo.length) {
+        // Fill a batch with readable images; an unreadable one is skipped and reported.
         const ok: string[] = [];
         const imgs: ImageBatch[] = [];
-        for (const f of chunk) {
+        while (ok.length < batch && next < todo.length) {
+          const f = todo[next++]!;
           try {
             imgs.push(await run.read(f));
             ok.push(f);
@@ -60,13 +78,14 @@ export const translateCommand: Command = {
         if (!ok.length) continue;
         const base = done;
         const options = run.options({ update: (p) => progress.update({ ...p, done: base + p.done, images: files.length }), done: () => {} });
-        const r = await translate({ ...options, image: concat(imgs), to: target });
+        const r = await translate({ ...options, batch, image: concat(imgs), to: target });
         await run.writeResults(r, ok.map(outName), ok);
         done += ok.length;
       }
       progress.done();
       await run.contactSheet();
-      console.log(`translated ${todo.length - failed} image(s) to ${clf.classes[target]} in ${dir}${failed ? `; ${failed} skipped` : ''}`);
+      const made = todo.length - failed;
+      console.log(`translated ${made} image${made === 1 ? '' : 's'} to ${clf.classes[target]} in ${dir}${failed ? `; ${failed} skipped` : ''}`);
       return failed ? 1 : 0;
     });
   },
