@@ -421,6 +421,31 @@ describe('download, verify, unpack (loopback server)', () => {
     await expect(extractZip(join(dir, 'badlink.zip'), tempDir('rs-links-'))).rejects.toThrow(/link to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the target directory/);
   });
 
+  it('refuses a chain of links that leads out only when followed (q -> ../../t, then p -> q/../..), and writes nothing outside', async () => {
+    const make = (out: string, withFile: boolean) =>
+      execFileSync(PY, ['-c', [
+        'import stat, sys, zipfile',
+        'z = zipfile.ZipFile(sys.argv[1], "w")',
+        'def link(name, to):',
+        '    zi = zipfile.ZipInfo(name); zi.create_system = 3; zi.external_attr = (stat.S_IFLNK | 0o777) << 16',
+        '    z.writestr(zi, to)',
+        'z.writestr("t/keep", "")',
+        'link("x/y/q", "../../t")',
+        'link("x/y/p", "q/../..")',
+        'if sys.argv[2] == "1": z.writestr("x/y/p/escaped.txt", "written through a link")',
+        'z.close()',
+      ].join('\n'), out, withFile ? '1' : '0']);
+    for (const withFile of [false, true]) {
+      const parent = tempDir('rs-chain-');
+      const dest = join(parent, 'd');
+      mkdirSync(dest);
+      const zip = join(parent, 'chain.zip');
+      make(zip, withFile);
+      await expect(extractZip(zip, dest)).rejects.toThrow(withFile ? /x\/y\/p/ : /x\/y\/p is a link to q\/\.\.\/\.\., which leads outside/);
+      expect(readdirSync(parent).sort()).toEqual(['chain.zip', 'd']);
+    }
+  });
+
   it('extracts what `unzip` would', async () => {
     const out = tempDir('rs-unzip-');
     await extractZip(join(dir, 'good.zip'), out);

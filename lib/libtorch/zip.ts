@@ -2,9 +2,13 @@
  * A dependency-free zip reader (stored and deflated entries, zip64), streaming each entry to disk.
  * LibTorch ships as a ~2 GB zip with symlinked sonames; Node has no unzip, and shelling out to
  * `unzip` would make setup depend on a tool many slim images lack. Entries and links that would
- * land outside the target directory are refused.
+ * land outside the target directory are refused. Links are created after every file, so nothing
+ * is ever written through one, and each is checked by where it really leads once all exist: a
+ * chain such as `a/b/q -> ../../t`, `p -> a/b/q/../..` looks inside lexically and is not.
  */
-import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readSync, statSync, symlinkSync, type Stats } from 'node:fs';
+import {
+  closeSync, createReadStream, createWriteStream, lstatSync, mkdirSync, openSync, readlinkSync, readSync, realpathSync, statSync, symlinkSync, type Stats,
+} from 'node:fs';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -110,9 +114,43 @@ function safeJoin(root: string, name: string): string {
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
+/** Where a path really leads: symlinks that exist are followed, missing parts are taken as written. `path` must not be normalized. */
+function landing(path: string, depth = 0): string {
+  if (depth > 40) throw zipError(`too many levels of links at ${path}`);
+  const parts = path.split(sep).filter(Boolean);
+  let cur = sep;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === '.') continue;
+    if (part === '..') {
+      cur = dirname(cur);
+      continue;
+    }
+    const next = join(cur, part);
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(next);
+    } catch {
+      // missing: the rest is taken lexically
+    }
+    if (st?.isSymbolicLink()) {
+      const to = readlinkSync(next);
+      cur = landing(isAbsolute(to) ? to : `${cur}${sep}${to}`, depth + 1); // not join(): it would fold q/.. lexically
+    } else {
+      cur = next;
+    }
+  }
+  return cur;
+}
+
+function inside(root: string, p: string): boolean {
+  return p === root || p.startsWith(root + sep);
+}
+
 /** Unpacks a zip into `dest` (which must exist). */
 export async function extractZip(zipPath: string, dest: string): Promise<void> {
   const fd = openSync(zipPath, 'r');
+  const links: Array<{ name: string; target: string; linkTarget: string }> = [];
   try {
     const size = statSync(zipPath).size;
     const entries = zipEntries(fd, size);
@@ -136,7 +174,7 @@ export async function extractZip(zipPath: string, dest: string): Promise<void> {
         if (isAbsolute(linkTarget) || !lands.startsWith(resolve(dest) + sep)) {
           throw zipError(`zip entry ${entry.name} is a link to ${linkTarget}, outside the target directory`);
         }
-        symlinkSync(linkTarget, target);
+        links.push({ name: entry.name, target, linkTarget });
         continue;
       }
       const fileMode = entry.mode & 0o777 ? entry.mode & 0o777 : 0o644;
@@ -154,6 +192,17 @@ export async function extractZip(zipPath: string, dest: string): Promise<void> {
       }
       const written: Stats = statSync(target);
       if (written.size !== entry.size) throw zipError(`zip entry ${entry.name} unpacked to ${written.size} bytes, expected ${entry.size}`);
+    }
+    // Links last; then each must really lead inside, with every other link in place.
+    const root = realpathSync(dest);
+    for (const l of links) {
+      if (!inside(root, landing(realpathSync(dirname(l.target))))) throw zipError(`zip entry ${l.name} lies outside the target directory`);
+      symlinkSync(l.linkTarget, l.target);
+    }
+    for (const l of links) {
+      if (!inside(root, landing(`${realpathSync(dirname(l.target))}${sep}${l.linkTarget}`))) {
+        throw zipError(`zip entry ${l.name} is a link to ${l.linkTarget}, which leads outside the target directory through other links`);
+      }
     }
   } finally {
     closeSync(fd);
