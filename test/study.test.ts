@@ -3,16 +3,17 @@
 // and a torchvision state dict) and a small Imagenette-shaped folder of generated JPEGs. The run
 // is shrunk with the testing options (3 classes, 1 image per class, 2 PGD steps per task).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Classifier } from '../lib/classifier.js';
+import { buildInfo, Classifier, setThreads, threadPolicy } from '../lib/classifier.js';
 import { IMAGENETTE, readFashionMnist } from '../lib/datasets.js';
 import { discoverImagenette } from '../lib/study/data.js';
 import { FULL, QUICK, studyConfig } from '../lib/study/config.js';
 import { netteColumns, verdict } from '../lib/study/judge.js';
-import { PartStore, stableJson } from '../lib/study/parts.js';
+import { PartStore, stableJson } from '../lib/study/parts/store.js';
+import { planStudy, type StudyOptions } from '../lib/study/plan.js';
 import { REFERENCE_224 } from '../lib/tasks/common.js';
 import { makeImagenette } from './fixtures/imagenette.js';
 import { python, tempDir } from './helpers.js';
@@ -252,6 +253,43 @@ describe('study pieces', () => {
       }
     } finally {
       await clf.dispose();
+    }
+  });
+
+  it('a part made at another batch, thread count, dtype or device is not reused; the same settings are', async () => {
+    // Two model files (never loaded: the plan only hashes them) and a small data folder.
+    const root = tempDir('rs-study-key-');
+    writeFileSync(join(root, 'robust.pt'), 'robust weights');
+    writeFileSync(join(root, 'standard.pt'), 'standard weights');
+    await makeImagenette(join(root, 'data'), { classes: 2, train: 2, val: 2, width: 32, height: 24 });
+    const base = { robust: join(root, 'robust.pt'), standard: join(root, 'standard.pt'), data: join(root, 'data'), out: join(root, 'out'), quick: true, device: 'cpu' as const };
+    const before = threadPolicy();
+    try {
+      setThreads(1);
+      const first = await planStudy({ ...base, batch: 8 });
+      expect(first.parts).toHaveLength(12);
+      expect(first.todo).toHaveLength(12);
+      expect(first.context.run).toMatchObject({ device: 'cpu', threads: 1, batch: 8, dtype: 'fp32' });
+      // Every part finished with these settings (the records a run writes, without their images).
+      for (const p of first.parts) first.store.save({ format: 'robust-synth-study-part/1', name: p.name, key: p.key, seconds: 1, steps: p.steps, rows: [], items: [], files: [] });
+      const todo = async (o: Partial<StudyOptions>) => (await planStudy({ ...base, ...o })).todo.map((p) => p.name);
+      expect(await todo({ batch: 8 })).toEqual([]);
+      expect(await todo({})).toEqual([]); // the default batch is 8
+      expect(await todo({ batch: 4 })).toHaveLength(12);
+      expect(await todo({ batch: 8, bf16: true })).toEqual(first.parts.filter((p) => p.task !== 'baselines').map((p) => p.name)); // the baselines run no PGD
+      // 'auto' is the CPU on a machine without CUDA, and reuses the CPU's parts.
+      if (!buildInfo().cudaAvailable) expect(await todo({ batch: 8, device: 'auto' })).toEqual([]);
+      setThreads(2);
+      expect(await todo({ batch: 8 })).toHaveLength(12);
+      setThreads('auto');
+      expect(await todo({ batch: 8 })).toHaveLength(12);
+      expect(first.store.whyRun('generate-robust-mvn', (await planStudy({ ...base, batch: 4 })).parts[2]!.key)).toBe('its settings changed');
+      // Another model file is another key.
+      writeFileSync(join(root, 'standard.pt'), 'other standard weights');
+      expect(await todo({ batch: 8 })).toHaveLength(12);
+    } finally {
+      setThreads(before.mode === 'auto' ? 'auto' : before.current);
+      rmSync(root, { recursive: true, force: true });
     }
   });
 

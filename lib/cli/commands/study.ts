@@ -5,19 +5,9 @@
  */
 import { resolve } from 'node:path';
 import { setThreads, type Device } from '../../classifier.js';
+import { formatDuration, progressLine } from '../../progress.js';
 import * as is from '../../validate.js';
 import { checkOutDir, numberFlag, required, type Command } from '../command.js';
-
-/** "1h02m", "4m05s", "12s". */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  if (h) return `${h}h${String(m).padStart(2, '0')}m`;
-  if (m) return `${m}m${String(sec).padStart(2, '0')}s`;
-  return `${sec}s`;
-}
 
 export const studyCommand: Command = {
   name: 'study',
@@ -48,13 +38,11 @@ export const studyCommand: Command = {
     if (typeof threads === 'number') is.integer('threads', threads, { min: 1, max: 1024 });
     if (threads !== undefined) setThreads(threads);
     const { runStudy } = await import('../../study/index.js');
-    const tty = process.stderr.isTTY;
-    let lastLine = 0;
-    let lastPct = -1;
-    let lastPart = '';
+    // A bar on a terminal; elsewhere a line at each part's start, every 5 % and at least every 30 s.
+    const bar = progressLine('study', { everyPct: 5, width: 20 });
     const ac = new AbortController();
     const onSigint = () => {
-      process.stderr.write('\nstudy: interrupted; finished parts are kept, rerun the same command to resume\n');
+      bar.log('study: interrupted; finished parts are kept, rerun the same command to resume');
       ac.abort();
     };
     process.once('SIGINT', onSigint);
@@ -75,25 +63,14 @@ export const studyCommand: Command = {
         perClass: numberFlag(values, 'per-class'),
         classes: numberFlag(values, 'classes'),
         signal: ac.signal,
-        onLog: (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}study: ${m}\n`),
+        onLog: (m) => bar.log(`study: ${m}`),
         onProgress: (p) => {
-          const pct = p.stepsTotal ? Math.floor((100 * p.stepsDone) / p.stepsTotal) : 100;
+          const pct = p.stepsTotal ? (100 * p.stepsDone) / p.stepsTotal : 100;
           const eta = p.etaMs === undefined ? '--' : formatDuration(p.etaMs);
-          const line = `study: ${pct}% of ${p.stepsTotal} PGD image-steps, part ${p.partIndex}/${p.partsToRun} ${p.part}, elapsed ${formatDuration(p.elapsedMs)}, ETA ${eta}`;
-          if (tty) process.stderr.write(`\r\x1b[K${line}`);
-          else {
-            // Plain lines: at each part's start, every 5 %, and at least every 30 s.
-            const now = performance.now();
-            if (p.part !== lastPart || pct >= lastPct + 5 || now - lastLine > 30_000) {
-              process.stderr.write(`${line}\n`);
-              lastPart = p.part;
-              lastPct = pct;
-              lastLine = now;
-            }
-          }
+          bar.update(pct, `of ${p.stepsTotal} PGD image-steps, part ${p.partIndex}/${p.partsToRun} ${p.part}, elapsed ${formatDuration(p.elapsedMs)}, ETA ${eta}`, p.part);
         },
       });
-      if (tty) process.stderr.write('\n');
+      bar.done();
       console.log(
         `study: ${r.ran.length} part(s) ran, ${r.skipped.length} skipped (finished earlier with the same settings), in ${formatDuration(r.report.seconds * 1000)}\n` +
           `report: ${r.files.html} (also report.json, report.md)`,

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../images.js';
+import { writeFileAtomic } from '../../images.js';
 
 export interface PartRecord {
   format: 'robust-synth-study-part/1';
