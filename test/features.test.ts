@@ -26,17 +26,38 @@ afterAll(async () => {
 
 const FEATURE_TASKS = ['visualizeFeature', 'paintFeature', 'invert', 'sketchToImage'] as const;
 
+/** The rows of docs/algorithm.md's settings tables: task -> eps, step, iterations (and useBest where given). */
+function documentedSettings(): Map<string, { eps: number; step: number; iterations: number; useBest?: boolean }> {
+  const doc = readFileSync(join(import.meta.dirname, '..', 'docs/algorithm.md'), 'utf8');
+  const rows = new Map<string, { eps: number; step: number; iterations: number; useBest?: boolean }>();
+  for (const line of doc.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    // | task | start | loss | eps | step | iterations | [useBest |]
+    if (cells.length < 8 || !/^[a-zA-Z]+$/.test(cells[1]!) || !/^[\d.]+$/.test(cells[4]!)) continue;
+    const [eps, step, iterations] = [cells[4]!, cells[5]!, cells[6]!].map((c) => Number(c.replace(/,/g, '')));
+    const useBest = cells.length > 8 && cells[7] ? cells[7] === 'on' : undefined;
+    rows.set(cells[1]!, { eps: eps!, step: step!, iterations: iterations!, ...(useBest === undefined ? {} : { useBest }) });
+  }
+  return rows;
+}
+
 describe('settings', () => {
-  it('every feature task has its reference settings at 224 and measured ones at 28', () => {
+  it('every feature task has its reference settings at 224, as docs/algorithm.md states them, and measured ones at 28', () => {
+    const documented = documentedSettings();
     for (const t of FEATURE_TASKS) {
-      expect(REFERENCE_224[t]).toBeDefined();
-      expect(FASHION_28[t]).toBeDefined();
+      expect(documented.get(t), `docs/algorithm.md has no row for ${t}`).toBeTruthy();
+      expect(REFERENCE_224[t], t).toMatchObject(documented.get(t)!);
       expect(defaultSettings(t, [3, 224, 224])).toEqual(REFERENCE_224[t]);
+      expect(defaultSettings(t, [1, 28, 28])).toEqual(FASHION_28[t]);
+      expect(FASHION_28[t].constraint).toBe(REFERENCE_224[t].constraint);
     }
-    expect(REFERENCE_224.visualizeFeature).toMatchObject({ eps: 1000, step: 1, iterations: 200, useBest: false });
-    expect(REFERENCE_224.paintFeature).toMatchObject({ eps: 70, step: 1, iterations: 140, penaltyWeight: 90 });
-    expect(REFERENCE_224.sketchToImage).toMatchObject({ eps: 40, step: 1, iterations: 60 });
-    expect(REFERENCE_224.invert).toMatchObject({ eps: 1000, step: 1 });
+    // The synthesis tasks' rows agree as well (the first table).
+    for (const t of ['generate', 'inpaint', 'superResolve', 'translate'] as const) expect(REFERENCE_224[t], t).toMatchObject(documented.get(t)!);
+    // Without a measured size, the 224 settings with eps and step scaled by sqrt(pixels).
+    const s = defaultSettings('paintFeature', [3, 112, 112]);
+    expect(s.eps).toBeCloseTo(REFERENCE_224.paintFeature.eps / 2, 9);
+    expect(s.step).toBeCloseTo(REFERENCE_224.paintFeature.step / 2, 9);
+    expect(s.iterations).toBe(REFERENCE_224.paintFeature.iterations);
   });
 });
 
@@ -62,7 +83,9 @@ describe('visualizeFeature', () => {
     expect(Array.from(r.targets)).toEqual(Array.from(await robust.predict(slice(four, 0, 2))));
     const size = representationSize(robust)!;
     expect(size).toBe((await robust.features(slice(four, 0, 1))).shape[1]);
-    await expect(visualizeFeature({ classifier: robust, feature: size - 1, iterations: 1 })).resolves.toBeDefined();
+    const last = await visualizeFeature({ classifier: robust, feature: size - 1, iterations: 1 });
+    expect(Array.from(last.features)).toEqual([size - 1]);
+    expect(last.images.shape).toEqual([1, 1, 28, 28]);
     await expect(visualizeFeature({ classifier: robust, feature: size, iterations: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/feature/) });
     await expect(visualizeFeature({ classifier: robust, feature: [1, -1], iterations: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT', message: expect.stringMatching(/feature\[1\]/) });
     await expect(visualizeFeature({ classifier: robust, feature: 1, image: four, count: 2 })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT' });
@@ -74,7 +97,8 @@ describe('spreadUnits', () => {
     // fashion-robust's card gives its flattened map's layout.
     const shape = representationShape(robust);
     const size = representationSize(robust)!;
-    expect(shape).toBeDefined();
+    const card = robust.card!.representation as { size: number; shape: [number, number, number] };
+    expect(shape).toEqual(card.shape);
     const [c, h, w] = shape!;
     expect(c * h * w).toBe(size);
     const units = spreadUnits(robust, 4, size);

@@ -22,6 +22,16 @@ afterAll(async () => {
 
 const agree = (r: { predictions: Int32Array; targets: Int32Array }) => r.predictions.filter((p, i) => p === r.targets[i]).length;
 
+/** Per-image cross-entropy of `labels` under logits [n, k]. */
+function crossEntropy(logits: { data: Float32Array; shape: number[] }, labels: number[]): number[] {
+  const k = logits.shape[1]!;
+  return labels.map((y, i) => {
+    const z = Array.from(logits.data.subarray(i * k, (i + 1) * k));
+    const m = Math.max(...z);
+    return m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0)) - z[y]!;
+  });
+}
+
 describe('generate', () => {
   it('stays inside the eps ball around its seed and reaches the target class', async () => {
     const r = await generate({ classifier: robust, classes: ['Sneaker', 'Bag', 'Trouser'], count: 3, seed: 'mvn', randomSeed: 4 });
@@ -84,12 +94,26 @@ describe('inpaint', () => {
 });
 
 describe('superResolve', () => {
-  it('starts from the block-averaged image and stays within eps of it', async () => {
+  it('starts from the block-averaged image, changes it toward its label, within eps and the pixel range', async () => {
     const r = await superResolve({ classifier: robust, image: five, factor: 4, label: fiveLabels });
     expect(r.starts.data).toEqual(downUp(five, 4).data);
     // Blocks of the start are constant.
     expect(r.starts.data[0]).toBe(r.starts.data[3]);
-    expect(Math.max(...l2PerSample(r.images, r.starts))).toBeLessThanOrEqual(FASHION_28.superResolve.eps + 1e-3);
+    expect(r.settings).toMatchObject(FASHION_28.superResolve);
+    // It moved: every image by a real part of its budget (returning the start would fail here).
+    const moved = l2PerSample(r.images, r.starts);
+    expect(Math.min(...moved)).toBeGreaterThan(0.05 * FASHION_28.superResolve.eps);
+    // Within the constraint: the L2 ball around the start, and pixels in [0, 1].
+    expect(Math.max(...moved)).toBeLessThanOrEqual(FASHION_28.superResolve.eps + 1e-3);
+    expect(r.images.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+    // Toward the target: the label's cross-entropy falls for every image, and the returned
+    // losses are that cross-entropy on the returned images.
+    const before = crossEntropy(await robust.logits(r.starts), fiveLabels);
+    const after = crossEntropy(await robust.logits(r.images), fiveLabels);
+    after.forEach((l, i) => expect(l, `image ${i}`).toBeLessThan(before[i]!));
+    after.forEach((l, i) => expect(r.losses[i], `image ${i}`).toBeCloseTo(l, 3));
+    expect(Array.from(r.targets)).toEqual(fiveLabels);
+    expect(agree(r)).toBeGreaterThanOrEqual(4);
   });
 
   it('handles factors that do not divide the size (partial edge blocks)', () => {
@@ -130,9 +154,9 @@ describe('on a 224x224 ResNet50 (random weights: shapes and settings only)', () 
     expect(s.starts.data[0]).toBe(s.starts.data[7]);
     expect(s.starts.data[0]).not.toBe(s.starts.data[8]);
     const ip = await inpaint({ classifier: resnet, image: img, iterations: 1 });
-    expect(ip.settings.penaltyWeight).toBe(10);
+    expect(ip.settings.penaltyWeight).toBe(REFERENCE_224.inpaint.penaltyWeight);
     const t = await translate({ classifier: resnet, image: img, to: 'tench', iterations: 1 });
-    expect(t.settings).toMatchObject({ eps: 80, step: 0.5 });
+    expect(t.settings).toEqual({ ...REFERENCE_224.translate, iterations: 1 });
     // A result names its task as the library names the function (and the CLI its command, in kebab-case).
     expect([g.task, s.task, ip.task, t.task]).toEqual(['generate', 'superResolve', 'inpaint', 'translate']);
   });
