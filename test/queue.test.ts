@@ -1,34 +1,42 @@
 // The queue end to end, with real parts: a redis-server of our own (password on, append-only
-// file on), three `robust-synth worker` processes, `robust-synth submit translate` of a folder
-// of Fashion-MNIST PNGs. One worker is SIGKILLed in the middle of a batch and Redis is
-// restarted once; every output must exist exactly once, with the bytes a single-machine
-// `robust-synth translate` writes, and the one corrupt file must fail alone, never retried.
+// file on), three `robust-synth worker` processes, each in a working directory of its own and
+// sharing no directory with the submitter, and `robust-synth submit translate` of a folder of
+// Fashion-MNIST PNGs with a corrupt file in the middle. One worker is SIGKILLed in the middle of a
+// batch and Redis is restarted once; the outputs come back through Redis, and every one must
+// exist exactly once, with the bytes (and the manifest) a single-machine `robust-synth translate`
+// writes, while the corrupt file fails alone, never retried.
+//
+// Without redis-server these tests FAIL; set RS_SKIP_REDIS_TESTS=1 to skip them on purpose.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFashionMnist, writePng } from '../lib/index.js';
-import { checkJob, jobId, jobImage, sha256Hex, type TranslateJobData } from '../lib/queue/jobs.js';
+import { checkJob, jobId, jobImage, maxBatchFor, sha256Hex, type TranslateJobData } from '../lib/queue/jobs.js';
 import { redact, redisOptions } from '../lib/queue/redis.js';
-import { mergeManifest, writeEntry, writeShared } from '../lib/queue/storage.js';
+import { maxResultBytes } from '../lib/queue/results.js';
+import { checkManifest, mergeManifest, writeEntry, writeShared } from '../lib/queue/storage.js';
 import { slice } from '../lib/tensor.js';
 import { tempDir } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const hasRedis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
+const SKIP_REDIS = process.env.RS_SKIP_REDIS_TESTS === '1';
 
-/** The built CLI when it is newer than the queue sources (what the brief runs), else the sources through tsx. */
+/** The built CLI when it is newer than the queue sources, else the sources through tsx (by absolute path: the workers run elsewhere). */
 function cliCommand(): string[] {
   const dist = join(ROOT, 'dist/lib/cli/index.js');
   const sources = [
     ...readdirSync(join(ROOT, 'lib/queue')).map((f) => join(ROOT, 'lib/queue', f)),
-    ...['worker', 'submit', 'status'].map((c) => join(ROOT, `lib/cli/commands/${c}.ts`)),
+    ...['worker', 'submit', 'status', 'collect'].map((c) => join(ROOT, `lib/cli/commands/${c}.ts`)),
+    join(ROOT, 'lib/tasks/common.ts'), join(ROOT, 'lib/seeds.ts'), join(ROOT, 'lib/manifest.ts'),
   ];
   const built = (src: string) => src.replace(`${ROOT}/lib/`, `${ROOT}/dist/lib/`).replace(/\.ts$/, '.js');
   const fresh = existsSync(dist) && sources.every((s) => existsSync(built(s)) && statSync(built(s)).mtimeMs >= statSync(s).mtimeMs);
-  return fresh ? [dist] : ['--import', 'tsx', join(ROOT, 'lib/cli/index.ts')];
+  return fresh ? [dist] : ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'lib/cli/index.ts')];
 }
 
 function freePort(): Promise<number> {
@@ -48,8 +56,9 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** A robust-synth process in working directory `cwd`. */
+function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const p: Proc = { child, out: '', exited: new Promise((r) => child.on('exit', (code) => r(code))) };
   child.stdout!.on('data', (d) => (p.out += d));
   child.stderr!.on('data', (d) => (p.out += d));
@@ -66,16 +75,18 @@ async function until(what: string, cond: () => boolean, ms = 60_000): Promise<vo
 
 const CLI = cliCommand();
 const PASSWORD = 'q-test-secret';
-const N = 32; // 8 full batches of 4: a single-machine run computes every image at batch size 4 too
+const N = 19; // img000..img018, img009 corrupt: 18 images, 4 full batches of 4 and a partial one of 2
+const CORRUPT = 9;
 const BATCH = '4';
 const ITERATIONS = '100'; // enough for a batch to last a while, and for any batch-size difference to show
+const name = (i: number) => `img${String(i).padStart(3, '0')}`;
 
 describe('queue: jobs, connections and storage, without Redis', () => {
   const image = Buffer.from('png bytes');
   const job = (o: Partial<TranslateJobData> = {}): TranslateJobData => ({
-    v: 1, task: 'translate', model: 'fashion-robust', modelSha256: 'a'.repeat(64), shape: [1, 28, 28],
+    v: 2, task: 'translate', model: 'fashion-robust', modelSha256: 'a'.repeat(64), shape: [1, 28, 28],
     settings: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true, bf16: false, batch: 4 },
-    out: '/srv/out', files: ['x-to-dress.png'], source: 'in/x.png', to: 3, image: image.toString('base64'), imageSha256: sha256Hex(image), ...o,
+    submission: 's-1', files: ['x-to-dress.png'], source: 'in/x.png', to: 3, image: image.toString('base64'), imageSha256: sha256Hex(image), ...o,
   });
   const limits = { maxIterations: 1000, maxBatch: 64, maxImageBytes: 1 << 20, allowOut: [] as string[] };
 
@@ -84,7 +95,7 @@ describe('queue: jobs, connections and storage, without Redis', () => {
     expect(id).toMatch(/^rs-translate-[0-9a-f]{40}$/);
     expect(jobId(job({ source: 'elsewhere/x.png', model: 'renamed' }))).toBe(id); // labels, not the work
     for (const o of [
-      { modelSha256: 'b'.repeat(64) }, { to: 4 }, { imageSha256: 'c'.repeat(64) }, { out: '/srv/other' }, { files: ['y.png'] },
+      { modelSha256: 'b'.repeat(64) }, { to: 4 }, { imageSha256: 'c'.repeat(64) }, { out: '/srv/other' }, { submission: 's-2' }, { files: ['y.png'] },
       { settings: { ...job().settings, batch: 8 } }, { settings: { ...job().settings, iterations: 99 } }, { settings: { ...job().settings, bf16: true } },
     ] as Array<Partial<TranslateJobData>>) {
       expect(jobId(job(o)), JSON.stringify(o)).not.toBe(id);
@@ -101,17 +112,33 @@ describe('queue: jobs, connections and storage, without Redis', () => {
     }
     expect(() => checkJob(job({ settings: { ...job().settings, iterations: 1001 } }), limits)).toThrow(/iterations/);
     expect(() => checkJob(job({ settings: { ...job().settings, batch: 65 } }), limits)).toThrow(/batch/);
-    expect(() => checkJob(job({ out: 'relative/out' }), limits)).toThrow(/absolute/);
-    expect(() => checkJob({ ...job(), v: 2 }, limits)).toThrow(/job format/);
+    expect(() => checkJob(job({ submission: '../x' }), limits)).toThrow(/submission/);
+    expect(() => checkJob({ ...job(), v: 1 }, limits)).toThrow(/job format/);
+    // A worker writes nothing by default: a job that asks it to write is refused without --allow-out.
+    expect(() => checkJob(job({ out: '/srv/out' }), limits)).toThrow(/writes nowhere \(no --allow-out\)/);
+    expect(checkJob(job(), limits).out).toBeUndefined();
     const root = tempDir('rs-queue-allow-');
     mkdirSync(join(root, 'allowed'));
     symlinkSync('/tmp', join(root, 'allowed', 'link'));
     const allow = { ...limits, allowOut: [join(root, 'allowed')] };
+    expect(() => checkJob(job({ out: 'relative/out' }), allow)).toThrow(/absolute/);
     expect(checkJob(job({ out: join(root, 'allowed', 'run1') }), allow).out).toBe(join(root, 'allowed', 'run1'));
     expect(() => checkJob(job({ out: join(root, 'elsewhere') }), allow)).toThrow(/--allow-out/);
     expect(() => checkJob(job({ out: join(root, 'allowed', '..', 'elsewhere') }), allow)).toThrow(/--allow-out/);
     expect(() => checkJob(job({ out: join(root, 'allowed', 'link', 'x') }), allow)).toThrow(/--allow-out/); // a symlink out of it
     expect(jobImage(checkJob(job(), limits) as TranslateJobData).equals(image)).toBe(true);
+    // Without --max-batch, the largest batch follows from the shape and the machine's memory, and
+    // a larger one is refused before anything is decoded or allocated.
+    const derived = { ...limits, maxBatch: undefined };
+    const big = maxBatchFor([3, 224, 224]);
+    expect(big).toBeLessThan(maxBatchFor([1, 28, 28]));
+    expect(maxBatchFor([3, 224, 224], 24 * 2 ** 30)).toBe(71);
+    expect(maxBatchFor([3, 224, 224], 2 ** 30)).toBe(2);
+    const large = (batch: number) => job({ shape: [3, 224, 224], settings: { ...job().settings, batch } });
+    expect(checkJob(large(big), derived).settings.batch).toBe(big);
+    expect(() => checkJob(large(big + 1), derived)).toThrow(new RegExp(`at most ${big} \\(derived from the shape and this machine's memory`));
+    expect(maxResultBytes([3, 224, 224])).toBeLessThan(160_000);
+    expect(maxResultBytes([1, 28, 28])).toBeLessThan(2_200);
     expect(() => jobImage(job({ imageSha256: 'd'.repeat(64) }))).toThrow(/sha256/);
     rmSync(root, { recursive: true, force: true });
   });
@@ -146,20 +173,34 @@ describe('queue: jobs, connections and storage, without Redis', () => {
     expect(mergeManifest(dir, [])).toBe(3);
     expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).entries.map((e: { file: string }) => e.file)).toEqual(['a.png', 'b.png', 'c.png']);
     expect(readdirSync(join(dir, '.robust-synth', 'tmp'))).toEqual([]);
+    // A manifest that does not parse fails the job (ERR_BAD_INPUT) and is never replaced.
+    writeFileSync(join(dir, 'manifest.json'), '{"entries": [trunc');
+    expect(() => checkManifest(dir)).toThrow(expect.objectContaining({ code: 'ERR_BAD_INPUT' }));
+    expect(() => mergeManifest(dir, [])).toThrow(/left as it is/);
+    expect(readFileSync(join(dir, 'manifest.json'), 'utf8')).toBe('{"entries": [trunc');
     rmSync(dir, { recursive: true, force: true });
   });
 });
 
-describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', () => {
+describe('queue: redis-server is there', () => {
+  it.skipIf(SKIP_REDIS)('redis-server runs (install it: apt-get install redis-server; or set RS_SKIP_REDIS_TESTS=1 to skip the queue tests)', () => {
+    expect(hasRedis, 'redis-server is not installed: the queue tests cannot run. Install it, or set RS_SKIP_REDIS_TESTS=1 to skip them on purpose').toBe(true);
+  });
+});
+
+describe.skipIf(SKIP_REDIS || !hasRedis)('queue: workers on BullMQ over a real redis-server', () => {
   let dir: string;
   let port: number;
   let redis: Proc | undefined;
   const workers: Proc[] = [];
   let url: string;
+  /** The submitter's working directory; each worker gets its own elsewhere. */
+  let home: string;
+  const workerDir = () => tempDir('rs-queue-worker-');
 
   const startRedis = async () => {
     // Append-only file on: a restart reloads the queue. Without persistence a restarted Redis is
-    // empty: waiting jobs, locks and the record of finished ones would be gone.
+    // empty: waiting jobs, results, locks and the record of finished ones would be gone.
     redis = undefined;
     const child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
@@ -170,14 +211,28 @@ describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', 
     await until('redis-server', () => /Ready to accept connections/.test(p.out), 20_000);
     redis = p;
   };
+  const client = () => new Redis({ host: '127.0.0.1', port, password: PASSWORD });
+  const startWorker = (name: string, extra: string[] = [], cwd = workerDir()) => {
+    const w = start(
+      ['worker', '--redis', `redis://127.0.0.1:${port}`, '--device', 'cpu', '--threads', '1', '--name', name,
+        '--lock-ms', '3000', '--stalled-ms', '1000', '--max-stalled', '5', ...extra],
+      cwd,
+      { ROBUST_SYNTH_REDIS_PASSWORD: PASSWORD }, // the password from the environment, not the command line
+    );
+    workers.push(w);
+    return { w, cwd };
+  };
 
   beforeAll(async () => {
     dir = tempDir('rs-queue-');
+    home = join(dir, 'submitter');
     mkdirSync(join(dir, 'redis'));
-    mkdirSync(join(dir, 'in'));
+    mkdirSync(join(home, 'in'), { recursive: true });
     const t = readFashionMnist('test', { limit: N });
-    for (let i = 0; i < N; i++) await writePng(join(dir, 'in', `img${String(i).padStart(3, '0')}.png`), slice(t.images, i, i + 1));
-    writeFileSync(join(dir, 'in', 'zz-corrupt.png'), Buffer.from('not a png at all'));
+    for (let i = 0; i < N; i++) {
+      if (i === CORRUPT) writeFileSync(join(home, 'in', `${name(i)}.png`), Buffer.from('not a png at all'));
+      else await writePng(join(home, 'in', `${name(i)}.png`), slice(t.images, i, i + 1));
+    }
     port = await freePort();
     url = `redis://:${PASSWORD}@127.0.0.1:${port}`;
     await startRedis();
@@ -190,9 +245,9 @@ describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses what it must before touching Redis: a model path, a wrong password, a missing --redis', () => {
-    const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-    const path = run(['submit', 'translate', '--image', join(dir, 'in'), '--to', 'Dress', '--out', join(dir, 'x'), '--redis', url, '--model', './models/fashion-robust.pt']);
+  it('refuses what it must before touching Redis: a model path, a wrong password, a missing --redis, an unreadable manifest', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { cwd: home, encoding: 'utf8', timeout: 60_000 });
+    const path = run(['submit', 'translate', '--image', 'in', '--to', 'Dress', '--out', 'x', '--redis', url, '--model', './models/fashion-robust.pt']);
     expect(path.status, path.stderr).toBe(2);
     expect(path.stderr).toMatch(/--model must be a model name .*no path/);
     const wrong = run(['status', '--redis', `redis://:nope@127.0.0.1:${port}`]);
@@ -205,33 +260,36 @@ describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', 
     const help = run(['submit', '--help']);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toContain('Usage: robust-synth submit');
+    mkdirSync(join(home, 'bad-manifest'));
+    writeFileSync(join(home, 'bad-manifest', 'manifest.json'), 'not json');
+    const bad = run(['submit', 'translate', '--image', 'in', '--to', 'Dress', '--out', 'bad-manifest', '--redis', url, '--detach']);
+    expect(bad.status, bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/manifest\.json is not a robust-synth manifest.*\[ERR_BAD_INPUT\]/s);
+    expect(readFileSync(join(home, 'bad-manifest', 'manifest.json'), 'utf8')).toBe('not json');
+    const unknown = run(['collect', '--redis', url, '--submission', 'nothing-here', '--out', 'c']);
+    expect(unknown.status, unknown.stderr).toBe(2);
+    expect(unknown.stderr).toMatch(/no submission 'nothing-here'/);
   });
 
-  it('3 workers, one SIGKILLed mid-batch, Redis restarted: every output once, identical to a single-machine run', async () => {
-    // The single-machine run, same settings, threads fixed (the adaptive default follows the load).
-    const single = spawnSync(process.execPath, [...CLI, 'translate', '--image', join(dir, 'in'), '--to', 'Dress', '--out', join(dir, 'single'),
-      '--iterations', ITERATIONS, '--batch', BATCH, '--threads', '1', '--device', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  it('3 workers sharing nothing but Redis, one SIGKILLed mid-batch, Redis restarted: every output once, byte-identical to a single-machine run', async () => {
+    // The single-machine run, same --batch and --threads (the adaptive default follows the load).
+    const single = spawnSync(process.execPath, [...CLI, 'translate', '--image', 'in', '--to', 'Dress', '--out', 'single',
+      '--iterations', ITERATIONS, '--batch', BATCH, '--threads', '1', '--device', 'cpu'], { cwd: home, encoding: 'utf8', timeout: 300_000 });
     expect(single.status, single.stderr).toBe(1); // the corrupt file is skipped
-    const expected = readdirSync(join(dir, 'single')).filter((f) => f.startsWith('img')).sort();
-    expect(expected).toHaveLength(N);
+    const expected = readdirSync(join(home, 'single')).filter((f) => f.startsWith('img')).sort();
+    expect(expected).toHaveLength(N - 1);
+    expect(expected).not.toContain(`${name(CORRUPT)}-to-dress.png`);
 
-    const out = join(dir, 'queued');
-    for (const name of ['w1', 'w2', 'w3']) {
-      workers.push(start(
-        ['worker', '--redis', `redis://127.0.0.1:${port}`, '--device', 'cpu', '--threads', '1', '--name', name, '--allow-out', dir,
-          '--lock-ms', '3000', '--stalled-ms', '1000', '--max-stalled', '5'],
-        { ROBUST_SYNTH_REDIS_PASSWORD: PASSWORD }, // the password from the environment, not the command line
-      ));
-    }
-    for (const w of workers) await until('a worker to start', () => /ready: queue/.test(w.out) || w.child.exitCode !== null);
-    for (const w of workers) expect(w.child.exitCode, w.out).toBeNull();
+    const started = ['w1', 'w2', 'w3'].map((n) => startWorker(n));
+    for (const { w } of started) await until('a worker to start', () => /ready: queue/.test(w.out) || w.child.exitCode !== null);
+    for (const { w } of started) expect(w.child.exitCode, w.out).toBeNull();
 
-    const submit = start(['submit', 'translate', '--image', join(dir, 'in'), '--to', 'Dress', '--out', out, '--redis', url,
-      '--iterations', ITERATIONS, '--batch', BATCH, '--attempts', '3']);
+    const submit = start(['submit', 'translate', '--image', 'in', '--to', 'Dress', '--out', 'queued', '--redis', url,
+      '--iterations', ITERATIONS, '--batch', BATCH, '--attempts', '3'], home);
 
     // Kill the first worker that starts a batch, while it computes; then restart Redis.
     let victim: Proc | undefined;
-    await until('a batch to start', () => (victim = workers.find((w) => /batch start/.test(w.out))) !== undefined);
+    await until('a batch to start', () => (victim = started.map((x) => x.w).find((w) => /batch start/.test(w.out))) !== undefined);
     await new Promise((r) => setTimeout(r, 30));
     victim!.child.kill('SIGKILL');
     await victim!.exited;
@@ -243,78 +301,103 @@ describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', 
     await redis!.exited;
     await startRedis();
 
-    const code = await Promise.race([submit.exited, new Promise((r) => setTimeout(() => r('timeout'), 180_000))]);
+    const code = await Promise.race([submit.exited, new Promise((r) => setTimeout(() => r('timeout'), 240_000))]);
     expect(code, submit.out).toBe(1); // one job failed: the corrupt file
-    expect(submit.out).toMatch(/failed .*zz-corrupt\.png: .*\[ERR_BAD_IMAGE\]/);
-    expect(submit.out).toMatch(new RegExp(`${N} image\\(s\\) made`));
+    expect(submit.out).toMatch(new RegExp(`failed .*${name(CORRUPT)}\\.png: .*\\[ERR_BAD_IMAGE\\]`));
+    expect(submit.out).toMatch(new RegExp(`${N - 1} image\\(s\\) made`));
 
-    // Every output exactly once, nothing partial, nothing else.
-    const files = readdirSync(out).sort();
-    expect(files).toEqual([...expected, '.robust-synth', 'manifest.json'].sort());
-    const tmp = join(out, '.robust-synth', 'tmp');
-    expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]);
-    // Bit-identical to the single-machine run.
-    for (const f of expected) expect(readFileSync(join(out, f)).equals(readFileSync(join(dir, 'single', f))), f).toBe(true);
-    const entries = (d: string) => JSON.parse(readFileSync(join(d, 'manifest.json'), 'utf8')).entries as Array<Record<string, unknown>>;
-    const queued = entries(out);
-    expect(queued.map((e) => e.file)).toEqual(expected);
-    const ref = new Map(entries(join(dir, 'single')).map((e) => [e.file, e]));
-    for (const { job, ...e } of queued) {
-      expect(job).toMatch(/^rs-translate-/);
-      expect(e).toEqual(ref.get(e.file as string));
-    }
-    // The killed worker's jobs came back through BullMQ's stalled-job check (their stall counter).
-    const client = new Redis({ host: '127.0.0.1', port, password: PASSWORD });
+    // Every output exactly once, nothing partial, nothing else; the manifest as the single-machine run writes it.
+    const out = join(home, 'queued');
+    expect(readdirSync(out).sort()).toEqual([...expected, 'manifest.json'].sort());
+    for (const f of expected) expect(readFileSync(join(out, f)).equals(readFileSync(join(home, 'single', f))), f).toBe(true);
+    expect(readFileSync(join(out, 'manifest.json'), 'utf8')).toBe(readFileSync(join(home, 'single', 'manifest.json'), 'utf8'));
+    // The workers wrote nothing anywhere: their working directories are as empty as they started.
+    for (const { cwd } of started) expect(readdirSync(cwd), cwd).toEqual([]);
+
+    const c = client();
     try {
-      const keys = (await client.keys('bull:robust-synth:rs-translate-*')).filter((k) => /rs-translate-[0-9a-f]+$/.test(k));
-      expect(keys).toHaveLength(N + 1);
-      const stalled = (await Promise.all(keys.map((k) => client.hget(k, 'stc')))).filter((v) => Number(v) > 0);
+      // The results left Redis once written; the killed worker's jobs came back through BullMQ's stalled-job check.
+      expect(await c.keys('bull:robust-synth:rs-results:*')).toEqual([]);
+      expect(await c.keys('bull:robust-synth:rs-submission:*')).toEqual([]);
+      const keys = (await c.keys('bull:robust-synth:rs-translate-*')).filter((k) => /rs-translate-[0-9a-f]+$/.test(k));
+      expect(keys).toHaveLength(N);
+      const stalled = (await Promise.all(keys.map((k) => c.hget(k, 'stc')))).filter((v) => Number(v) > 0);
       expect(stalled.length).toBeGreaterThan(0);
     } finally {
-      client.disconnect();
+      c.disconnect();
     }
     // The bad input failed once, on one worker, never retried.
     const logs = workers.map((w) => w.out).join('\n');
-    expect(logs.match(/zz-corrupt-to-dress\.png\) failed: ERR_BAD_IMAGE/g)).toHaveLength(1);
+    expect(logs.match(new RegExp(`${name(CORRUPT)}-to-dress\\.png\\) failed: ERR_BAD_IMAGE`, 'g'))).toHaveLength(1);
 
     // Status: counts per state and the three workers seen.
-    const status = spawnSync(process.execPath, [...CLI, 'status', '--redis', url, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const status = spawnSync(process.execPath, [...CLI, 'status', '--redis', url, '--json'], { cwd: home, encoding: 'utf8', timeout: 60_000 });
     expect(status.status, status.stderr).toBe(0);
-    const s = JSON.parse(status.stdout);
-    expect(s.counts).toMatchObject({ completed: N, failed: 1, waiting: 0, active: 0 });
-    expect(s.workers.map((w: { id: string }) => w.id).sort()).toEqual(['w1', 'w2', 'w3']);
+    const st = JSON.parse(status.stdout);
+    expect(st.counts).toMatchObject({ completed: N - 1, failed: 1, waiting: 0, active: 0 });
+    expect(st.workers.map((w: { id: string }) => w.id).sort()).toEqual(['w1', 'w2', 'w3']);
 
     // Resubmitting skips the finished work; the bad input is reported again, not retried.
     const batchesBefore = logs.match(/batch start/g)!.length;
-    const again = start(['submit', 'translate', '--image', join(dir, 'in'), '--to', 'Dress', '--out', out, '--redis', url, '--iterations', ITERATIONS, '--batch', BATCH]);
+    const again = start(['submit', 'translate', '--image', 'in', '--to', 'Dress', '--out', 'queued', '--redis', url, '--iterations', ITERATIONS, '--batch', BATCH], home);
     expect(await again.exited, again.out).toBe(1);
-    expect(again.out).toMatch(new RegExp(`0 image\\(s\\) made .*${N} already done, 1 failed`));
+    expect(again.out).toMatch(new RegExp(`0 image\\(s\\) made .*${N - 1} already done, 1 failed`));
     const logsAfter = workers.map((w) => w.out).join('\n');
     expect(logsAfter.match(/batch start/g)!.length).toBe(batchesBefore);
-    expect(logsAfter.match(/zz-corrupt-to-dress\.png\) failed/g)).toHaveLength(1);
 
     // A worker stops cleanly on SIGTERM.
-    const live = workers.filter((w) => w !== victim);
+    const live = started.map((x) => x.w).filter((w) => w !== victim);
     for (const w of live) w.child.kill('SIGTERM');
     for (const w of live) expect(await w.exited, w.out).toBe(0);
-  }, 300_000);
+  }, 400_000);
 
-  it('generate: seed runs as jobs, the same images as a single-machine generate', async () => {
-    const args = ['--class', 'Sneaker', '--class', 'Bag', '--count', '4', '--seed', 'mvn', '--random-seed', '3', '--iterations', '20', '--batch', '4'];
-    const single = spawnSync(process.execPath, [...CLI, 'generate', ...args, '--out', join(dir, 'gen-single'), '--threads', '1', '--device', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  it('generate, detached then collected: the same images and manifest as a single-machine generate, and the results leave Redis', async () => {
+    const args = ['--class', 'Sneaker', '--class', 'Bag', '--count', '5', '--seed', 'mvn', '--random-seed', '3', '--iterations', '20', '--batch', '4'];
+    const single = spawnSync(process.execPath, [...CLI, 'generate', ...args, '--out', 'gen-single', '--threads', '1', '--device', 'cpu'], { cwd: home, encoding: 'utf8', timeout: 300_000 });
     expect(single.status, single.stderr).toBe(0);
-    const worker = start(['worker', '--redis', url, '--device', 'cpu', '--threads', '1', '--name', 'gen-worker']);
-    workers.push(worker);
+    const { w: worker, cwd } = startWorker('gen-worker');
     await until('the worker', () => /ready: queue/.test(worker.out) || worker.child.exitCode !== null);
-    const out = join(dir, 'gen-queued');
-    const submit = start(['submit', 'generate', ...args, '--per-job', '3', '--out', out, '--redis', url]);
+    const submit = start(['submit', 'generate', ...args, '--per-job', '3', '--out', 'gen-queued', '--redis', url, '--detach', '--submission', 'gen-1'], home);
     expect(await submit.exited, `${submit.out}\n${worker.out}`).toBe(0);
-    const expected = readdirSync(join(dir, 'gen-single')).filter((f) => f.endsWith('.png') && f !== 'contact-sheet.png').sort();
-    expect(expected).toEqual(['bag-mvn-4.png', 'bag-mvn-5.png', 'bag-mvn-6.png', 'bag-mvn-7.png', 'sneaker-mvn-0.png', 'sneaker-mvn-1.png', 'sneaker-mvn-2.png', 'sneaker-mvn-3.png']);
-    expect(readdirSync(out).filter((f) => f.endsWith('.png')).sort()).toEqual(expected);
-    for (const f of expected) expect(readFileSync(join(out, f)).equals(readFileSync(join(dir, 'gen-single', f))), f).toBe(true);
+    expect(submit.out).toContain('robust-synth collect --redis URL --submission gen-1 --out');
+    expect(existsSync(join(home, 'gen-queued'))).toBe(false); // detached: nothing written yet
+    const collect = start(['collect', '--redis', url, '--submission', 'gen-1', '--out', 'gen-queued'], home);
+    expect(await collect.exited, `${collect.out}\n${worker.out}`).toBe(0);
+    const expected = readdirSync(join(home, 'gen-single')).filter((f) => f.endsWith('.png') && f !== 'contact-sheet.png').sort();
+    expect(expected).toEqual([...[5, 6, 7, 8, 9].map((i) => `bag-mvn-${i}.png`), ...[0, 1, 2, 3, 4].map((i) => `sneaker-mvn-${i}.png`)]);
+    expect(readdirSync(join(home, 'gen-queued')).filter((f) => f.endsWith('.png')).sort()).toEqual(expected);
+    for (const f of expected) expect(readFileSync(join(home, 'gen-queued', f)).equals(readFileSync(join(home, 'gen-single', f))), f).toBe(true);
+    expect(readFileSync(join(home, 'gen-queued', 'manifest.json'), 'utf8')).toBe(readFileSync(join(home, 'gen-single', 'manifest.json'), 'utf8'));
+    const c = client();
+    try {
+      expect(await c.exists('bull:robust-synth:rs-results:gen-1', 'bull:robust-synth:rs-submission:gen-1')).toBe(0);
+    } finally {
+      c.disconnect();
+    }
+    expect(readdirSync(cwd)).toEqual([]);
     worker.child.kill('SIGTERM');
     expect(await worker.exited, worker.out).toBe(0);
+  }, 300_000);
+
+  it('--shared: a worker without --allow-out refuses to write; one with it writes into the shared directory', async () => {
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    const { w: closed } = startWorker('no-allow');
+    await until('the worker', () => /ready: queue/.test(closed.out) || closed.child.exitCode !== null);
+    const args = ['submit', 'translate', '--image', join('in', 'img000.png'), '--to', 'Bag', '--out', join(shared, 'run'), '--shared', '--redis', url, '--iterations', '5', '--batch', '2'];
+    const refused = start(args, home);
+    expect(await refused.exited, refused.out).toBe(1);
+    expect(refused.out).toMatch(/writes nowhere \(no --allow-out\).*\[ERR_BAD_INPUT\]/);
+    expect(existsSync(join(shared, 'run'))).toBe(false);
+    closed.child.kill('SIGTERM');
+    expect(await closed.exited, closed.out).toBe(0);
+    const { w: open } = startWorker('allow', ['--allow-out', shared]);
+    await until('the worker', () => /ready: queue/.test(open.out) || open.child.exitCode !== null);
+    const ok = start([...args, '--retry-failed'], home);
+    expect(await ok.exited, `${ok.out}\n${open.out}`).toBe(0);
+    expect(readdirSync(join(shared, 'run')).sort()).toEqual(['.robust-synth', 'img000-to-bag.png', 'manifest.json']);
+    open.child.kill('SIGTERM');
+    expect(await open.exited, open.out).toBe(0);
   }, 120_000);
 
   const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
@@ -340,14 +423,14 @@ describe.skipIf(!hasRedis)('queue: workers on BullMQ over a real redis-server', 
       const tlsUrl = `rediss://:${PASSWORD}@localhost:${tlsPort}`;
       const ca = ['--redis-ca', join(tls, 'ca.crt')];
       // Without the CA, the server's certificate is refused.
-      const untrusted = spawnSync(process.execPath, [...CLI, 'status', '--redis', tlsUrl], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+      const untrusted = spawnSync(process.execPath, [...CLI, 'status', '--redis', tlsUrl], { cwd: home, encoding: 'utf8', timeout: 60_000 });
       expect(untrusted.status, untrusted.stderr).toBe(1);
       expect(untrusted.stderr).toMatch(/self-signed certificate|unable to verify/);
-      const worker = start(['worker', '--redis', tlsUrl, ...ca, '--device', 'cpu', '--threads', '1', '--name', 'tls-worker']);
+      const worker = start(['worker', '--redis', tlsUrl, ...ca, '--device', 'cpu', '--threads', '1', '--name', 'tls-worker'], workerDir());
       workers.push(worker);
       await until('the TLS worker', () => /ready: queue/.test(worker.out) || worker.child.exitCode !== null);
-      const out = join(dir, 'tls-out');
-      const submit = start(['submit', 'translate', '--image', join(dir, 'in', 'img000.png'), '--to', 'Bag', '--out', out, '--redis', tlsUrl, ...ca, '--iterations', '5', '--batch', '2']);
+      const out = join(home, 'tls-out');
+      const submit = start(['submit', 'translate', '--image', join('in', 'img000.png'), '--to', 'Bag', '--out', out, '--redis', tlsUrl, ...ca, '--iterations', '5', '--batch', '2'], home);
       expect(await submit.exited, `${submit.out}\n${worker.out}`).toBe(0);
       expect(existsSync(join(out, 'img000-to-bag.png'))).toBe(true);
       worker.child.kill('SIGTERM');

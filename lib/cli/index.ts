@@ -2,7 +2,7 @@
 /**
  * The `robust-synth` command line: dispatch to one module per command (lib/cli/commands/),
  * the top-level usage, and exit codes: 0 success, 1 failure (or some inputs skipped), 2 bad
- * input (an invalid option, an unreadable image, an unknown command).
+ * input (an invalid option, an unreadable image, a model that is not found, an unknown command).
  */
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'serve', summary: 'a local web playground: pick a task, draw the hole, watch the image change', load: async () => (await import('./commands/serve.js')).serveCommand },
   { name: 'submit', summary: 'enqueue translate or generate as jobs for workers on a Redis queue, and follow them', load: async () => (await import('./commands/submit.js')).submitCommand },
   { name: 'worker', summary: 'take jobs from the Redis queue and run them in device batches', load: async () => (await import('./commands/worker.js')).workerCommand },
+  { name: 'collect', summary: "write a detached submission's results from the queue into a directory", load: async () => (await import('./commands/collect.js')).collectCommand },
   { name: 'status', summary: "a queue's job counts and the workers seen", load: async () => (await import('./commands/status.js')).statusCommand },
   { name: 'models', summary: 'list the models robust-synth finds, with their cards', load: async () => (await import('./commands/models.js')).modelsCommand },
   { name: 'setup', summary: 'find or download LibTorch; --check says what this machine has', load: async () => (await import('./commands/setup.js')).setupCommand },
@@ -49,10 +50,13 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(19)}${c.summary}`).join('\n')}
 robust-synth COMMAND --help lists a command's options.
 The embedded models are fashion-robust and fashion-standard (Fashion-MNIST, 28x28).`;
 
+/** The codes of what the user gave: a bad option, an unreadable image, a model that is not there. */
+const BAD_INPUT_CODES = new Set(['ERR_BAD_INPUT', 'ERR_BAD_IMAGE', 'ERR_MODEL_NOT_FOUND']);
+
 /** 2 for bad input (ours, or node's argument parser's ERR_PARSE_ARGS_*), 1 for anything else. */
 export function exitCode(e: unknown): number {
   const code = (e as { code?: unknown })?.code;
-  return code === 'ERR_BAD_INPUT' || code === 'ERR_BAD_IMAGE' || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) ? 2 : 1;
+  return typeof code === 'string' && (BAD_INPUT_CODES.has(code) || code.startsWith('ERR_PARSE_ARGS')) ? 2 : 1;
 }
 
 /** One line on stderr: the command, the message, the code. */

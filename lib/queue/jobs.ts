@@ -6,14 +6,16 @@
  */
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Constraint } from '../classifier.js';
 import { isRobustSynthError, RobustSynthError } from '../errors.js';
-import { SEED_KINDS, type SeedKind } from '../seeds.js';
+import { MAX_SEED_INDEX, SEED_KINDS, type SeedKind } from '../seeds.js';
+import { SUBMISSION_ID } from './keys.js';
 import * as is from '../validate.js';
 
 /** The job format's version: a worker refuses jobs of another. */
-export const JOB_VERSION = 1;
+export const JOB_VERSION = 2;
 /** The queue's default name. */
 export const DEFAULT_QUEUE = 'robust-synth';
 
@@ -45,9 +47,14 @@ interface JobBase {
   /** The model's per-sample input shape [c, h, w]. */
   shape: [number, number, number];
   settings: JobSettings;
-  /** Absolute output directory (shared by the workers). */
-  out: string;
-  /** Output file names inside `out`, one per image the job makes. */
+  /** The submission whose results stream receives the outputs (PNG bytes and manifest entries). */
+  submission: string;
+  /**
+   * Only with `submit --shared`: an absolute directory every worker sees, which the worker writes
+   * the outputs into itself (inside its --allow-out) instead of returning them through Redis.
+   */
+  out?: string;
+  /** Output file names, one per image the job makes. */
   files: string[];
   /** What the manifest says the output came from (the source file, or seed:KIND). */
   source: string;
@@ -76,10 +83,12 @@ export interface GenerateJobData extends JobBase {
 
 export type JobData = TranslateJobData | GenerateJobData;
 
-/** What a completed job returns (kept in Redis: small). */
+/** What a completed job returns (kept in Redis: small; the outputs travel in the results stream). */
 export interface JobResult {
   worker: string;
   files: string[];
+  /** Where the outputs went: the submission's results stream, or the shared directory. */
+  delivered: 'stream' | 'dir';
   /** Final loss and predicted class per file. */
   losses: number[];
   predicted: number[];
@@ -107,7 +116,7 @@ export function jobId(d: JobData): string {
   const canonical = JSON.stringify([
     d.v, d.task, d.modelSha256, d.shape,
     [s.eps, s.step, s.iterations, s.constraint, s.useBest, s.bf16, s.batch],
-    input, d.out, d.files,
+    input, d.out ?? ['stream', d.submission], d.files,
   ]);
   return `rs-${d.task}-${sha256(canonical).slice(0, 40)}`;
 }
@@ -138,10 +147,28 @@ export function checkModelName(name: unknown, what = 'model'): string {
 /** A worker's limits on what a job may ask of it. */
 export interface JobLimits {
   maxIterations: number;
-  maxBatch: number;
+  /** Rows of one device batch; undefined: derived from the job's shape and this machine's memory (maxBatchFor). */
+  maxBatch?: number;
   maxImageBytes: number;
-  /** When non-empty, `out` must lie inside one of these. */
+  /** A job that asks the worker to write files (`out`) must name a directory inside one of these; none: such jobs are refused. */
   allowOut: string[];
+}
+
+/**
+ * Bytes one row of a device batch may take, per input value: the input and its PGD copies, plus
+ * the activations of a forward and backward pass kept for the gradient. 300 x 4 bytes per input
+ * value is about ResNet50's fp32 training footprint at 224x224 (about 180 MB an image); small
+ * networks take far less, so this errs on the safe side.
+ */
+export const BYTES_PER_INPUT_VALUE = 300 * 4;
+
+/**
+ * The largest device batch a worker takes for inputs of `shape` when no --max-batch is given:
+ * what fits in half of the machine's memory at BYTES_PER_INPUT_VALUE, at least 1, at most 4096.
+ * 224x224x3 on a 24 GB machine: 68 rows; 28x28: 4096.
+ */
+export function maxBatchFor([c, h, w]: [number, number, number], memoryBytes = totalmem()): number {
+  return Math.max(1, Math.min(4096, Math.floor(memoryBytes / 2 / (c * h * w * BYTES_PER_INPUT_VALUE))));
 }
 
 /** The path with symbolic links resolved as far as it exists (the rest may be created later). */
@@ -188,12 +215,24 @@ export function checkJob(data: unknown, limits: JobLimits): JobData {
   is.oneOf('constraint', s.constraint, ['2', 'inf', 'unconstrained'] as const);
   is.boolean('useBest', s.useBest);
   is.boolean('bf16', s.bf16);
-  is.integer('batch', s.batch, { min: 1, max: limits.maxBatch });
-  if (typeof data.out !== 'string' || !isAbsolute(data.out)) throw is.invalid('out', 'absolute directory path', data.out);
-  const out = resolve(data.out);
-  // Symbolic links resolved: a link inside an allowed directory that points outside it is refused.
-  if (limits.allowOut.length && !limits.allowOut.some((d) => inside(d, out))) {
-    throw new RobustSynthError('ERR_BAD_INPUT', `the job's output directory ${out} is outside this worker's --allow-out (${limits.allowOut.join(', ')})`);
+  is.integer('batch', s.batch, { min: 1 });
+  // Refused before anything is decoded or allocated: the batch's memory follows from its shape.
+  const maxBatch = limits.maxBatch ?? maxBatchFor(shape as [number, number, number]);
+  if ((s.batch as number) > maxBatch) {
+    throw new RobustSynthError('ERR_BAD_INPUT', `the job asks for device batches of ${String(s.batch)} rows of ${shape.join('x')}; this worker takes at most ${maxBatch} (${limits.maxBatch === undefined ? "derived from the shape and this machine's memory; --max-batch sets it" : '--max-batch'}): submit with a smaller --batch`);
+  }
+  if (typeof data.submission !== 'string' || !SUBMISSION_ID.test(data.submission)) throw is.invalid('submission', 'submission id', data.submission);
+  let out: string | undefined;
+  if (data.out !== undefined) {
+    if (typeof data.out !== 'string' || !isAbsolute(data.out)) throw is.invalid('out', 'absolute directory path', data.out);
+    out = resolve(data.out);
+    if (!limits.allowOut.length) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `the job asks this worker to write into ${out}, and this worker writes nowhere (no --allow-out); submit without --shared, or start workers with --allow-out DIR`);
+    }
+    // Symbolic links resolved: a link inside an allowed directory that points outside it is refused.
+    if (!limits.allowOut.some((d) => inside(d, out!))) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `the job's output directory ${out} is outside this worker's --allow-out (${limits.allowOut.join(', ')})`);
+    }
   }
   if (!Array.isArray(data.files) || data.files.length === 0 || !data.files.every((f) => typeof f === 'string' && FILE_NAME.test(f))) {
     throw new RobustSynthError('ERR_BAD_INPUT', 'job files must be plain .png file names (no directories)');
@@ -211,11 +250,11 @@ export function checkJob(data: unknown, limits: JobLimits): JobData {
     is.integer('class', data.class, { min: 0, max: 1e6 });
     is.oneOf('seed', data.seed, SEED_KINDS);
     is.integer('randomSeed', data.randomSeed, { min: 0, max: 2 ** 31 });
-    const start = is.integer('start', data.start, { min: 0, max: 1e6 });
-    const end = is.integer('end', data.end, { min: start + 1, max: start + (s.batch as number) });
+    const start = is.integer('start', data.start, { min: 0, max: MAX_SEED_INDEX - 1 });
+    const end = is.integer('end', data.end, { min: start + 1, max: Math.min(MAX_SEED_INDEX, start + (s.batch as number)) });
     if (data.files.length !== end - start) throw new RobustSynthError('ERR_BAD_INPUT', 'a generate job makes one file per seed (end - start)');
   }
-  return { ...(data as unknown as JobData), out };
+  return { ...(data as unknown as JobData), ...(out === undefined ? {} : { out }) };
 }
 
 /** The image bytes of a translate job, checked against their hash. */

@@ -1,25 +1,14 @@
 /**
  * Redis connections for the queue: a redis:// or rediss:// URL read into ioredis options
- * (password, TLS, database), a connectivity check that fails fast with a clear reason, and the
- * error type of this subsystem.
+ * (password, TLS, database), and a connectivity check that fails fast with a clear reason:
+ * RobustSynthError ERR_REDIS (Redis unreachable or refusing us, exit 1) or ERR_BAD_INPUT (a bad
+ * URL, a refused password, exit 2).
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-
-/**
- * A queue failure that is not about the input: Redis unreachable or refusing us. `code` is
- * 'ERR_REDIS' (exit code 1 on the command line); bad URLs and refused passwords are ERR_BAD_INPUT.
- */
-export class QueueError extends Error {
-  readonly code: 'ERR_REDIS' | 'ERR_BAD_INPUT';
-  constructor(code: 'ERR_REDIS' | 'ERR_BAD_INPUT', message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'QueueError';
-    this.code = code;
-  }
-}
+import { RobustSynthError } from '../errors.js';
 
 export interface RedisConfig {
   /** redis://[user:password@]host[:port][/db] or rediss://... (TLS). */
@@ -42,15 +31,15 @@ export function redisOptions(config: RedisConfig): RedisOptions {
   try {
     u = new URL(config.url);
   } catch {
-    throw new QueueError('ERR_BAD_INPUT', `--redis must be a redis:// or rediss:// URL, got '${redact(config.url)}'`);
+    throw new RobustSynthError('ERR_BAD_INPUT', `--redis must be a redis:// or rediss:// URL, got '${redact(config.url)}'`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new QueueError('ERR_BAD_INPUT', `--redis must be a redis:// or rediss:// URL, got '${redact(config.url)}'`);
+    throw new RobustSynthError('ERR_BAD_INPUT', `--redis must be a redis:// or rediss:// URL, got '${redact(config.url)}'`);
   }
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
   const port = u.port === '' ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\//, '');
-  if (dbText !== '' && !/^\d+$/.test(dbText)) throw new QueueError('ERR_BAD_INPUT', `--redis: the database must be a number (/0, /1, ...), got '/${dbText}'`);
+  if (dbText !== '' && !/^\d+$/.test(dbText)) throw new RobustSynthError('ERR_BAD_INPUT', `--redis: the database must be a number (/0, /1, ...), got '/${dbText}'`);
   const options: RedisOptions = {
     host,
     port,
@@ -104,12 +93,12 @@ export async function checkRedis(options: RedisOptions, url: string): Promise<{ 
   } catch (e) {
     const msg = (reason ?? (e as Error)).message ?? String(e);
     if (/NOAUTH/.test(msg)) {
-      throw new QueueError('ERR_BAD_INPUT', `Redis at ${redact(url)} requires a password: give it in the URL (redis://:PASSWORD@host:port) or in ${REDIS_PASSWORD_ENV}`, { cause: e });
+      throw new RobustSynthError('ERR_BAD_INPUT', `Redis at ${redact(url)} requires a password: give it in the URL (redis://:PASSWORD@host:port) or in ${REDIS_PASSWORD_ENV}`, { cause: e });
     }
     if (/WRONGPASS|invalid password|invalid username-password/i.test(msg)) {
-      throw new QueueError('ERR_BAD_INPUT', `Redis at ${redact(url)} refused the credentials (${msg.trim()}); give the password in the URL or in ${REDIS_PASSWORD_ENV}`, { cause: e });
+      throw new RobustSynthError('ERR_BAD_INPUT', `Redis at ${redact(url)} refused the credentials (${msg.trim()}); give the password in the URL or in ${REDIS_PASSWORD_ENV}`, { cause: e });
     }
-    throw new QueueError('ERR_REDIS', `cannot reach Redis at ${redact(url)}: ${msg.trim()}`, { cause: e });
+    throw new RobustSynthError('ERR_REDIS', `cannot reach Redis at ${redact(url)}: ${msg.trim()}`, { cause: e });
   } finally {
     client.disconnect();
   }

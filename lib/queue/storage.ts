@@ -11,11 +11,12 @@
  *   DIR/.robust-synth/tmp/                  temp files, renamed into place when complete
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
 import type { Redis } from 'ioredis';
-import type { ManifestEntry } from '../cli/task-command.js';
-import { QueueError } from './redis.js';
+import { RobustSynthError } from '../errors.js';
+import { readManifestStrict, type ResultEntry as ManifestEntry } from './results.js';
 
 export const META_DIR = '.robust-synth';
 
@@ -40,36 +41,24 @@ export function setFsync(on: boolean): void {
 }
 
 /**
- * Writes `bytes` to DIR/REL atomically: a temp file in DIR/.robust-synth/tmp (same file system),
- * then renamed. The temp name carries `tag` (the job id) and a random part, so two workers
- * writing the same output (a re-delivered job) never share a temp file.
+ * Writes `bytes` to DIR/REL atomically (lib/atomic-write.ts): a temp file in DIR/.robust-synth/tmp
+ * (same file system) named after the output, this process and a random part, then renamed. Two
+ * workers writing the same output (a re-delivered job) never share a temp file. `_tag` (the job
+ * id) is kept for callers; temp files are found by their output's name (removePartials).
  */
-export function writeShared(dir: string, rel: string, bytes: Buffer | string, tag: string): void {
-  const tdir = tmpDir(dir);
-  mkdirSync(tdir, { recursive: true });
-  const target = join(dir, rel);
-  if (rel.includes('/')) mkdirSync(dirname(target), { recursive: true });
-  const tmp = join(tdir, `${tag}.${randomUUID()}.partial`);
-  const fd = openSync(tmp, 'w');
-  try {
-    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    if (fsyncWrites) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, target);
+export function writeShared(dir: string, rel: string, bytes: Buffer | string, _tag: string): void {
+  writeFileAtomic(join(dir, rel), bytes, { fsync: fsyncWrites, tempDir: tmpDir(dir) });
 }
 
-/** Removes temp files a killed writer left for these jobs (by the job id their names start with). */
-export function removePartials(dir: string, jobIds: Iterable<string>): number {
+/** Removes temp files killed writers left for these outputs (`NAME.PID.RANDOM.partial`), once their jobs are all settled. */
+export function removePartials(dir: string, files: Iterable<string>): number {
   const tdir = tmpDir(dir);
   if (!existsSync(tdir)) return 0;
-  const ids = new Set(jobIds);
+  const names = new Set([...files].flatMap((f) => [f, `${f}.json`]));
   let n = 0;
   for (const f of readdirSync(tdir)) {
-    if (f.endsWith('.partial') && ids.has(f.slice(0, f.indexOf('.')))) {
+    const m = /^(.*)\.\d+\.[0-9a-f]+\.partial$/.exec(f);
+    if (m && names.has(m[1]!)) {
       rmSync(join(tdir, f), { force: true });
       n++;
     }
@@ -114,7 +103,7 @@ export class RedisLock {
     const t0 = Date.now();
     let delay = 5;
     while ((await this.redis.set(key, token, 'PX', this.ttlMs, 'NX')) !== 'OK') {
-      if (Date.now() - t0 > this.waitMs) throw new QueueError('ERR_REDIS', `timed out after ${this.waitMs} ms waiting for the lock ${key}`);
+      if (Date.now() - t0 > this.waitMs) throw new RobustSynthError('ERR_REDIS', `timed out after ${this.waitMs} ms waiting for the lock ${key}`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(100, delay * 2);
     }
@@ -128,16 +117,14 @@ export class RedisLock {
   }
 }
 
+/** Throws ERR_BAD_INPUT when DIR/manifest.json exists and cannot be parsed (the job fails; the file is left as it is). */
+export function checkManifest(dir: string): void {
+  readManifestStrict(dir);
+}
+
 function readManifest(dir: string): Map<string, ManifestEntry> {
-  const map = new Map<string, ManifestEntry>();
-  const path = join(dir, 'manifest.json');
-  if (!existsSync(path)) return map;
-  try {
-    for (const e of JSON.parse(readFileSync(path, 'utf8')).entries as ManifestEntry[]) map.set(e.file, e);
-  } catch {
-    // unreadable: rebuilt from the entry files below
-  }
-  return map;
+  // A manifest that does not parse is an error, never rebuilt over: it may be someone's data.
+  return new Map(readManifestStrict(dir).map((e) => [e.file, e]));
 }
 
 /**
@@ -161,16 +148,12 @@ export function mergeManifest(dir: string, entries: QueueEntry[]): number {
   }
   // Under the lock no other merge is writing: a manifest temp file left here is a dead writer's.
   const tdir = tmpDir(dir);
-  if (existsSync(tdir)) for (const f of readdirSync(tdir)) if (f.startsWith('manifest.') && f.endsWith('.partial')) rmSync(join(tdir, f), { force: true });
+  if (existsSync(tdir)) for (const f of readdirSync(tdir)) if (f.startsWith('manifest.json.') && f.endsWith('.partial')) rmSync(join(tdir, f), { force: true });
   const sorted = [...map.values()].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   writeShared(dir, 'manifest.json', JSON.stringify({ entries: sorted }, null, 2) + '\n', 'manifest');
   return sorted.length;
 }
 
-/** The Redis key of an output directory's manifest lock. */
-export function lockKey(prefix: string, queue: string, dir: string): string {
-  return `${prefix}:${queue}:rs-lock:${dir}`;
-}
 
 /** True when `dir` can be read here (the submitter may not mount the workers' shared directory). */
 export function isDir(dir: string): boolean {

@@ -1,191 +1,23 @@
 /**
- * Submitting work: planning jobs (one per source image for translate, one per small run of
- * seeds for generate), adding them under their content-derived ids (finished ones are skipped,
- * failed ones retried, lost ones re-added), and following them to the end with BullMQ's
- * QueueEvents, plus a periodic check of job states for anything the event stream missed.
+ * Submitting work and collecting it: adding jobs under their content-derived ids (finished ones
+ * are skipped, failed ones retried, lost ones re-added), following them to the end with BullMQ's
+ * QueueEvents plus a periodic check of job states for anything the event stream missed, and
+ * writing their results from the submission's results stream into the local output directory
+ * (results.ts). `robust-synth collect` runs the same loop without adding anything.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
-import { slug } from '../cli/task-command.js';
 import { RobustSynthError } from '../errors.js';
-import { modelsDir, readCard, resolveModel, sha256File, type ModelCard } from '../models.js';
-import type { SeedKind } from '../seeds.js';
-import { defaultSettings, type TaskName } from '../tasks/common.js';
-import * as is from '../validate.js';
-import {
-  checkModelName, DEFAULT_QUEUE, JOB_VERSION, jobId, parseFailure, PERMANENT_CODES, sha256Hex,
-  type GenerateJobData, type JobData, type JobResult, type JobSettings, type QueueTask, type TranslateJobData,
-} from './jobs.js';
+import { DEFAULT_QUEUE, parseFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
+import { lockKey, resultsKey, submissionKey } from './keys.js';
+import type { PlannedJob } from './plan.js';
 import { bullConnection, createClient } from './redis.js';
-import { isDir, lockKey, mergeManifest, RedisLock, removePartials } from './storage.js';
+import { Collector, readManifestStrict } from './results.js';
+import { isDir, mergeManifest, RedisLock, removePartials } from './storage.js';
 
-/** A model as the submitter knows it: by name, with the hash and shape jobs carry. */
-export interface ModelRef {
-  name: string;
-  sha256: string;
-  shape: [number, number, number];
-  classes: string[];
-  card?: ModelCard;
-}
-
-/**
- * Resolves a model name the way workers will (the embedded models, then `modelDirs`), for its
- * card: hash, shape, classes. A card without sha256 means hashing the file here.
- */
-export async function resolveModelRef(name: string, o: { modelDirs?: string[]; inputShape?: [number, number, number] } = {}): Promise<ModelRef> {
-  checkModelName(name, '--model');
-  const resolved = resolveModel(name, o.modelDirs ?? []);
-  const card = resolved.card ?? readCard(resolved.path);
-  const shape = o.inputShape ?? card?.inputShape;
-  if (!shape) throw new RobustSynthError('ERR_BAD_INPUT', `${name} has no model card: give its input shape (--input-shape C,H,W)`);
-  return { name, sha256: card?.sha256 ?? (await sha256File(resolved.path)), shape, classes: card?.classes ?? [], card };
-}
-
-/** A class name or index, against the model card's class list (as Classifier.classIndex reads it). */
-export function classIndex(m: ModelRef, ref: string | number, name: string): number {
-  if (typeof ref === 'string') {
-    const i = m.classes.findIndex((c) => c.toLowerCase() === ref.toLowerCase());
-    if (i >= 0) return i;
-    if (/^\d+$/.test(ref)) return classIndex(m, Number(ref), name);
-    throw new RobustSynthError('ERR_BAD_INPUT', `Unknown class '${ref}' for ${name}; ${m.name} knows: ${m.classes.join(', ')}`);
-  }
-  return is.integer(name, ref, { min: 0, max: m.classes.length ? m.classes.length - 1 : 1e6 });
-}
-
-export interface SettingsOverrides {
-  eps?: number;
-  step?: number;
-  iterations?: number;
-  batch?: number;
-  bf16?: boolean;
-}
-
-/** The task's settings at the model's shape with the overrides, all resolved now (as the single-machine commands resolve them). */
-export function resolveJobSettings(task: QueueTask, shape: [number, number, number], o: SettingsOverrides): JobSettings {
-  const s = defaultSettings(task as TaskName, shape);
-  const [, h, w] = shape;
-  return {
-    eps: o.eps === undefined ? s.eps : is.finiteNumber('eps', o.eps, { min: 0 }),
-    step: o.step === undefined ? s.step : is.finiteNumber('step', o.step, { min: 0 }),
-    iterations: o.iterations === undefined ? s.iterations : is.integer('iterations', o.iterations, { min: 0, max: 1e7 }),
-    constraint: s.constraint,
-    useBest: s.useBest,
-    bf16: o.bf16 ?? false,
-    batch: is.integer('batch', o.batch ?? (h * w <= 64 * 64 ? 64 : 8), { min: 1, max: 1 << 20 }),
-  };
-}
-
-/** One job to submit: its id and outputs now, its data (image bytes included) when it is added. */
-export interface PlannedJob {
-  id: string;
-  task: QueueTask;
-  out: string;
-  files: string[];
-  source: string;
-  data(): Promise<JobData>;
-}
-
-export const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
-
-/** The source files of --image FILE|DIR, as the translate command lists them. */
-export function listImages(src: string): { files: string[]; single: boolean } {
-  if (!existsSync(src)) throw new RobustSynthError('ERR_BAD_IMAGE', `not found: ${src}`);
-  const single = !statSync(src).isDirectory();
-  if (single) return { files: [src], single };
-  const files = readdirSync(src).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(src, f));
-  return { files, single };
-}
-
-/**
- * One translate job per source file. Files that cannot be read, or are larger than
- * `maxImageBytes`, are skipped with a reason; files that read but do not decode become jobs
- * and fail on the worker with ERR_BAD_IMAGE, alone.
- */
-export function planTranslate(o: {
-  model: ModelRef;
-  files: string[];
-  to: number;
-  settings: JobSettings;
-  out: string;
-  maxImageBytes?: number;
-}): { jobs: PlannedJob[]; skipped: Array<{ path: string; reason: string }> } {
-  const max = o.maxImageBytes ?? 16 << 20;
-  const className = o.model.classes[o.to] ?? String(o.to);
-  const jobs: PlannedJob[] = [];
-  const skipped: Array<{ path: string; reason: string }> = [];
-  const names = new Set<string>();
-  for (const path of o.files) {
-    let bytes: Buffer;
-    try {
-      if (statSync(path).size > max) throw new Error(`larger than ${max} bytes`);
-      bytes = readFileSync(path);
-    } catch (e) {
-      skipped.push({ path, reason: (e as Error).message });
-      continue;
-    }
-    const file = `${basename(path, extname(path))}-to-${slug(className)}.png`;
-    if (names.has(file)) {
-      skipped.push({ path, reason: `another source also makes ${file}` });
-      continue;
-    }
-    names.add(file);
-    const base: Omit<TranslateJobData, 'image'> = {
-      v: JOB_VERSION, task: 'translate', model: o.model.name, modelSha256: o.model.sha256, shape: o.model.shape,
-      settings: o.settings, out: o.out, files: [file], source: path, to: o.to, imageSha256: sha256Hex(bytes),
-    };
-    const id = jobId({ ...base, image: '' });
-    jobs.push({
-      id, task: 'translate', out: o.out, files: [file], source: path,
-      async data() {
-        const now = readFileSync(path);
-        if (sha256Hex(now) !== base.imageSha256) throw new RobustSynthError('ERR_BAD_IMAGE', `${path} changed while it was being submitted`);
-        return { ...base, image: now.toString('base64') };
-      },
-    });
-  }
-  return { jobs, skipped };
-}
-
-/**
- * Generation jobs: per class, its `count` seeds in runs of `perJob`. Output names and seeds are
- * those of the single-machine generate command (`CLASS-SEED-i.png`, i counting over all classes).
- */
-export function planGenerate(o: {
-  model: ModelRef;
-  classes: number[];
-  count: number;
-  seed: SeedKind;
-  randomSeed: number;
-  perJob: number;
-  settings: JobSettings;
-  out: string;
-}): PlannedJob[] {
-  const count = is.integer('count', o.count, { min: 1, max: 100_000 });
-  const perJob = is.integer('perJob', o.perJob, { min: 1, max: o.settings.batch });
-  const randomSeed = is.integer('randomSeed', o.randomSeed, { min: 0, max: 2 ** 31 });
-  if (o.seed !== 'uniform') {
-    const dataset = o.model.card?.dataset;
-    if (!dataset || !existsSync(join(modelsDir(), `${dataset}.seeds`))) {
-      throw new RobustSynthError('ERR_BAD_INPUT', `seed '${o.seed}' needs fitted seed statistics for ${o.model.name}, which workers find only for the embedded models; use --seed uniform`);
-    }
-  }
-  const classes = Array.from(new Set(o.classes));
-  const jobs: PlannedJob[] = [];
-  classes.forEach((k, ci) => {
-    for (let start = 0; start < count; start += perJob) {
-      const end = Math.min(count, start + perJob);
-      const files = Array.from({ length: end - start }, (_, j) => `${slug(o.model.classes[k] ?? String(k))}-${o.seed}-${ci * count + start + j}.png`);
-      const data: GenerateJobData = {
-        v: JOB_VERSION, task: 'generate', model: o.model.name, modelSha256: o.model.sha256, shape: o.model.shape,
-        settings: o.settings, out: o.out, files, source: `seed:${o.seed}`, class: k, seed: o.seed, randomSeed, start, end,
-      };
-      jobs.push({ id: jobId(data), task: 'generate', out: o.out, files, source: data.source, data: async () => data });
-    }
-  });
-  return jobs;
-}
+export * from './plan.js';
 
 export interface WorkerRate {
   worker: string;
@@ -240,13 +72,29 @@ export interface SubmitOptions {
   pollMs?: number;
   onProgress?: (p: SubmitProgress) => void;
   signal?: AbortSignal;
+  /**
+   * The local directory the results are written into (not with `shared`: the jobs' own `out`).
+   * Its manifest.json must parse, or nothing is submitted.
+   */
+  out?: string;
+  /** Only collect: add nothing; a job whose results are gone is reported as failed (`robust-synth collect`). */
+  collectOnly?: boolean;
+  /** fsync each collected file before its result leaves Redis (default true). */
+  fsync?: boolean;
 }
 
 /** Adds the jobs (skipping finished ones) and, unless detached, follows them until each has completed or failed. */
 export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promise<SubmitSummary> {
   const name = o.queue ?? DEFAULT_QUEUE;
   const prefix = o.prefix ?? 'bull';
+  const submission = planned[0]?.submission;
+  if (planned.some((p) => p.submission !== submission)) throw new RobustSynthError('ERR_INTERNAL', 'one submission per call');
+  const streamed = planned.some((p) => p.out === undefined);
+  if (streamed && !o.out) throw new RobustSynthError('ERR_BAD_INPUT', 'results come through Redis: an output directory to write them into is needed');
+  // Read the local manifest before anything is added: one that does not parse stops us here.
+  if (streamed) readManifestStrict(o.out!);
   const redis = createClient(o.connection);
+  const collector = streamed && submission ? new Collector(redis, resultsKey(prefix, o.queue ?? DEFAULT_QUEUE, submission), o.out!, new Map(planned.flatMap((p) => p.files).map((f, i) => [f, i])), { fsync: o.fsync }) : undefined;
   const queue = new Queue(name, {
     connection: bullConnection(o.connection),
     prefix,
@@ -310,6 +158,16 @@ export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promi
 
   let events: QueueEvents | undefined;
   try {
+    if (submission && !o.collectOnly) {
+      // The plan's job ids, in order, for `collect` (which learns files, sources and order from them).
+      const key = submissionKey(prefix, name, submission);
+      const ids = planned.map((p) => p.id);
+      await redis.del(key);
+      for (let i = 0; i < ids.length; i += 1000) await redis.rpush(key, ...ids.slice(i, i + 1000));
+    }
+    // Results already waiting (a detached submission's) are written first: a finished job whose
+    // outputs are then still missing here has lost them, and is redone.
+    await collector?.drain();
     // Events from now on: read the stream's last id first, so that nothing finishing while the
     // jobs are being added is missed.
     const last = (await redis.xrevrange(`${prefix}:${name}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
@@ -341,11 +199,19 @@ export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promi
         const state = states[k]!;
         if (state === 'completed') {
           // Finished before; redone only if its outputs are gone from a directory this machine sees.
-          if (isDir(p.out) && !p.files.every((f) => existsSync(join(p.out, f)))) {
+          const dir = p.out ?? o.out!;
+          const missing = isDir(dir) ? p.files.some((f) => !existsSync(join(dir, f))) : p.out === undefined;
+          if (missing && o.collectOnly) {
+            track(p.id);
+            failed(p.id, `ERR_REDIS: its results are no longer in Redis (collected into another directory?); submit again to redo it`);
+          } else if (missing) {
             await queue.remove(p.id);
             toAdd.push(p);
             track(p.id);
             added++;
+          } else if (collector && p.files.every((f) => collector.written.has(f))) {
+            track(p.id);
+            completed(p.id, (await queue.getJob(p.id))?.returnvalue as JobResult | undefined);
           } else skipped += p.files.length;
         } else if (state === 'failed') {
           const job = await queue.getJob(p.id);
@@ -359,9 +225,12 @@ export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promi
             retried++;
           }
         } else if (state === 'unknown') {
-          toAdd.push(p);
           track(p.id);
-          added++;
+          if (o.collectOnly) failed(p.id, 'ERR_REDIS: the job is not in Redis any more; submit again to redo it');
+          else {
+            toAdd.push(p);
+            added++;
+          }
         } else {
           track(p.id);
           alreadyQueued++;
@@ -375,7 +244,9 @@ export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promi
       const pollMs = o.pollMs ?? 5000;
       while (pending.size) {
         if (o.signal?.aborted) throw new RobustSynthError('ERR_ABORTED', 'stopped following the jobs (they stay queued)');
-        await new Promise((r) => setTimeout(r, Math.min(1000, pollMs)));
+        // Waits for results (up to a second) instead of sleeping: they are written as they come.
+        if (collector) await collector.drain(Math.min(1000, pollMs));
+        else await new Promise((r) => setTimeout(r, Math.min(1000, pollMs)));
         o.onProgress?.(progress());
         if (Date.now() - lastEvent < pollMs) continue;
         // No event for a while: read the states back (events can be trimmed or lost with Redis).
@@ -391,25 +262,65 @@ export async function submitJobs(planned: PlannedJob[], o: SubmitOptions): Promi
             else if (state === 'failed') failed(id, (await queue.getJob(id))?.failedReason);
             else if (state === 'unknown') {
               // Redis lost the job (restarted without persistence, or flushed): add it again.
-              lost.push(byId.get(id)!);
-              readded++;
+              if (o.collectOnly) failed(id, 'ERR_REDIS: the job is not in Redis any more; submit again to redo it');
+              else {
+                lost.push(byId.get(id)!);
+                readded++;
+              }
             }
           }
           await add(lost);
         }
       }
-      // The workers merged the manifest as they went; one more merge repairs any update a lost
-      // lock let slip, and temp files of killed writers of these jobs are removed.
-      const dirs = new Set(planned.map((p) => p.out));
+      if (collector && submission) {
+        // Every job has settled, and a job's results are in the stream before it completes: the
+        // last of them are written now, then the emptied stream and the plan leave Redis.
+        await collector.drain();
+        if ((await redis.xlen(collector.key)) === 0) await redis.del(collector.key, submissionKey(prefix, name, submission));
+      }
+      // --shared: the workers merged the manifest as they went; one more merge repairs any update
+      // a lost lock let slip, and temp files of killed writers of these jobs are removed.
+      const dirs = new Set(planned.flatMap((p) => (p.out === undefined ? [] : [p.out])));
       for (const dir of dirs) {
         if (!isDir(dir)) continue;
         await new RedisLock(redis).with(lockKey(prefix, name, dir), () => mergeManifest(dir, []));
-        removePartials(dir, planned.filter((p) => p.out === dir).map((p) => p.id));
+        removePartials(dir, planned.filter((p) => p.out === dir).flatMap((p) => p.files));
       }
     }
     return { ...progress(), failures, added, alreadyQueued, retried, readded };
   } finally {
     await events?.close().catch(() => {});
+    await queue.close().catch(() => {});
+    redis.disconnect();
+  }
+}
+
+/**
+ * The jobs of a submission, as `submit` recorded them (their ids in plan order), read back from
+ * Redis with their files and sources: what `robust-synth collect` follows. Jobs Redis no longer
+ * has are left out.
+ */
+export async function submissionJobs(o: { connection: RedisOptions; queue?: string; prefix?: string; submission: string }): Promise<PlannedJob[]> {
+  const name = o.queue ?? DEFAULT_QUEUE;
+  const prefix = o.prefix ?? 'bull';
+  const redis = createClient(o.connection);
+  const queue = new Queue(name, { connection: bullConnection(o.connection), prefix });
+  queue.on('error', () => {});
+  try {
+    const ids = await redis.lrange(submissionKey(prefix, name, o.submission), 0, -1);
+    if (!ids.length) {
+      throw new RobustSynthError('ERR_BAD_INPUT', `no submission '${o.submission}' waits on queue ${name} (never submitted, or already collected)`);
+    }
+    const jobs: PlannedJob[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      for (const job of await Promise.all(ids.slice(i, i + 100).map((id) => queue.getJob(id)))) {
+        const d = job?.data as JobData | undefined;
+        if (!job?.id || !d) continue;
+        jobs.push({ id: job.id, task: d.task, submission: o.submission, out: d.out, files: d.files, source: d.source, data: async () => d });
+      }
+    }
+    return jobs;
+  } finally {
     await queue.close().catch(() => {});
     redis.disconnect();
   }

@@ -13,20 +13,25 @@
 import { hostname } from 'node:os';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { Classifier, type Device } from '../classifier.js';
+import type { Classifier, Device } from '../classifier.js';
 import { RobustSynthError } from '../errors.js';
 import { decodeImage, encodePng } from '../images.js';
-import { resolveModel, sha256File } from '../models.js';
-import { sampleSeeds, type SeedKind } from '../seeds.js';
+import type { SeedKind } from '../seeds.js';
 import { runBatched, type TaskResult, type TaskSettings } from '../tasks/common.js';
 import { defaultSeedsFor } from '../tasks/generate.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
+import { Batcher, type Group, type Item } from './batcher.js';
+import { jobSeeds } from './job-seeds.js';
 import {
-  batchKey, checkJob, DEFAULT_QUEUE, failureMessage, isPermanent, jobImage, jobRows,
+  checkJob, DEFAULT_QUEUE, failureMessage, isPermanent, jobImage, jobRows,
   type JobData, type JobLimits, type JobResult, type TranslateJobData,
 } from './jobs.js';
+import { lockKey, resultsKey, workersKey } from './keys.js';
+import { ManifestMerger } from './manifest-merger.js';
+import { ModelCache } from './model-cache.js';
 import { bullConnection, createClient } from './redis.js';
-import { jobOutputsDone, lockKey, mergeManifest, RedisLock, setFsync, writeEntry, writeShared, type QueueEntry } from './storage.js';
+import { publishResults, type Result } from './results.js';
+import { checkManifest, jobOutputsDone, mergeManifest, RedisLock, setFsync, writeEntry, writeShared, type QueueEntry } from './storage.js';
 
 export interface QueueWorkerOptions {
   connection: RedisOptions;
@@ -61,213 +66,8 @@ export interface QueueWorkerOptions {
   fsync?: boolean;
 }
 
-export const DEFAULT_LIMITS: JobLimits = { maxIterations: 10_000, maxBatch: 1024, maxImageBytes: 16 << 20, allowOut: [] };
-
-interface Item {
-  job: Job<JobData, JobResult>;
-  data: JobData;
-  rows: number;
-  /** Translate: the source decoded at the job's shape, started when the job arrives (it overlaps the batch computing meanwhile). */
-  decoded?: Promise<ImageBatch>;
-  resolve: (r: JobResult) => void;
-  reject: (e: unknown) => void;
-}
-
-interface Group {
-  key: string;
-  batch: number;
-  items: Item[];
-  rows: number;
-  ready: boolean;
-  /** Its model is loaded (or failed to load). */
-  prepared: boolean;
-  born: number;
-  timer?: NodeJS.Timeout;
-}
-
-/**
- * Collects items into groups of one key, up to `batch` rows. A group is ready when it is full, or
- * when no compatible job has joined it for `windowMs` (jobs still streaming in keep it open, up to
- * 40 windows), and once its model is loaded (the first job of a group starts the load, so the
- * group keeps filling meanwhile). Ready groups run one at a time (the device runs one batch at a
- * time anyway); a ready group that has not started yet still takes compatible items.
- */
-class Batcher {
-  #open: Group[] = [];
-  #busy = false;
-  constructor(
-    private readonly windowMs: number,
-    private readonly prepare: (item: Item) => Promise<unknown>,
-    private readonly run: (g: Group) => Promise<void>,
-  ) {}
-
-  add(item: Item): void {
-    const key = batchKey(item.data);
-    const batch = item.data.settings.batch;
-    let g = this.#open.find((x) => x.key === key && x.rows + item.rows <= x.batch);
-    if (!g) {
-      const fresh: Group = { key, batch, items: [], rows: 0, ready: false, prepared: false, born: Date.now() };
-      this.prepare(item)
-        .catch(() => {}) // the group's run meets the same error and fails its jobs with it
-        .finally(() => {
-          fresh.prepared = true;
-          this.#pump();
-        });
-      this.#open.push(fresh);
-      g = fresh;
-    }
-    g.items.push(item);
-    g.rows += item.rows;
-    clearTimeout(g.timer);
-    if (g.rows >= g.batch || Date.now() - g.born >= 40 * this.windowMs) g.ready = true;
-    else {
-      const group = g;
-      group.timer = setTimeout(() => {
-        group.ready = true;
-        this.#pump();
-      }, this.windowMs);
-    }
-    this.#pump();
-  }
-
-  #pump(): void {
-    if (this.#busy) return;
-    const i = this.#open.findIndex((g) => g.ready && g.prepared);
-    if (i < 0) return;
-    const g = this.#open.splice(i, 1)[0]!;
-    clearTimeout(g.timer);
-    this.#busy = true;
-    this.run(g)
-      .catch((e: unknown) => g.items.forEach((it) => it.reject(e)))
-      .finally(() => {
-        this.#busy = false;
-        this.#pump();
-      });
-  }
-}
-
-/**
- * Merges output directories' manifests from their entry files, at most once per `everyMs` per
- * directory: a merge rewrites the whole manifest, so merging after every batch would cost
- * O(outputs) per batch. The last request is always honoured (a timer), and close() flushes.
- */
-class ManifestMerger {
-  #last = new Map<string, number>();
-  #timers = new Map<string, NodeJS.Timeout>();
-  #chain: Promise<void> = Promise.resolve();
-  constructor(
-    private readonly merge: (dir: string) => Promise<void>,
-    private readonly everyMs: number,
-    private readonly log: (line: string) => void,
-  ) {}
-
-  request(dir: string): void {
-    if (this.#timers.has(dir)) return;
-    const wait = Math.max(0, (this.#last.get(dir) ?? 0) + this.everyMs - Date.now());
-    this.#timers.set(dir, setTimeout(() => this.#run(dir), wait));
-  }
-
-  #run(dir: string): Promise<void> {
-    this.#timers.delete(dir);
-    this.#last.set(dir, Date.now());
-    this.#chain = this.#chain.then(() => this.merge(dir)).catch((e: unknown) => this.log(`manifest merge in ${dir} failed (the next one repairs it): ${(e as Error).message}`));
-    return this.#chain;
-  }
-
-  async flush(): Promise<void> {
-    for (const [dir, t] of [...this.#timers]) {
-      clearTimeout(t);
-      void this.#run(dir);
-    }
-    await this.#chain;
-  }
-}
-
-interface LoadedModel {
-  clf: Classifier;
-  sha256: string;
-}
-
-/**
- * Loaded models by name, the most recent two (loading is slow; memory is not free). A load in
- * progress is shared by whoever asks for the same model. Only get(), called by the batch runner
- * one batch at a time, evicts (and so disposes of) a model: a preload never disposes of one a
- * running batch uses.
- */
-class Models {
-  #cache = new Map<string, Promise<LoadedModel>>();
-  constructor(
-    private readonly device: Device,
-    private readonly modelDirs: string[],
-    private readonly log: (line: string) => void,
-  ) {}
-
-  #load(name: string): Promise<LoadedModel> {
-    const p = (async () => {
-      // By name only, and only from the allow-list: the embedded models and --models.
-      const clf = await Classifier.load(name, { device: this.device, modelDirs: this.modelDirs, allowedDirs: this.modelDirs });
-      this.log(`loaded ${name} (${clf.path}) on ${clf.device}`);
-      return { clf, sha256: clf.card?.sha256 ?? (await sha256File(clf.path)) };
-    })();
-    this.#cache.set(name, p);
-    p.catch(() => this.#cache.get(name) === p && this.#cache.delete(name)); // a failed load is tried again next time
-    return p;
-  }
-
-  /** The hash of the file a name resolves to now (its card's, else the file's). */
-  async #diskSha(name: string): Promise<string | undefined> {
-    try {
-      const { path, card } = resolveModel(name, this.modelDirs);
-      return card?.sha256 ?? (await sha256File(path));
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Starts loading a job's model if there is room, so that its batch keeps filling meanwhile. */
-  async preload(d: JobData): Promise<void> {
-    if (!this.#cache.has(d.model) && this.#cache.size < 2) await this.#load(d.model);
-    else await this.#cache.get(d.model);
-  }
-
-  async get(d: JobData): Promise<Classifier> {
-    let p = this.#cache.get(d.model);
-    if (p) {
-      this.#cache.delete(d.model);
-      this.#cache.set(d.model, p);
-    } else {
-      while (this.#cache.size >= 2) {
-        const [name, old] = this.#cache.entries().next().value as [string, Promise<LoadedModel>];
-        this.#cache.delete(name);
-        await old.then((m) => m.clf.dispose()).catch(() => {});
-      }
-      p = this.#load(d.model);
-    }
-    let m = await p;
-    if (m.sha256 !== d.modelSha256 && (await this.#diskSha(d.model)) === d.modelSha256) {
-      // The file was replaced since it was loaded (a re-export): load the new one.
-      this.#cache.delete(d.model);
-      await m.clf.dispose().catch(() => {});
-      m = await this.#load(d.model);
-    }
-    if (m.sha256 !== d.modelSha256) {
-      throw new RobustSynthError(
-        'ERR_MODEL_LOAD',
-        `this worker's ${d.model} (sha256 ${m.sha256.slice(0, 12)}...) is not the model the job was submitted for (${d.modelSha256.slice(0, 12)}...)`,
-      );
-    }
-    const [c, h, w] = m.clf.inputShape;
-    if (d.shape[0] !== c || d.shape[1] !== h || d.shape[2] !== w) {
-      throw new RobustSynthError('ERR_BAD_INPUT', `the job is for ${d.shape.join('x')} inputs; ${d.model} takes ${c}x${h}x${w}`);
-    }
-    return m.clf;
-  }
-
-  async dispose(): Promise<void> {
-    for (const p of this.#cache.values()) await p.then((m) => m.clf.dispose()).catch(() => {});
-    this.#cache.clear();
-  }
-}
+/** No maxBatch: derived per job from its shape and this machine's memory (jobs.ts maxBatchFor). No allowOut: the worker writes nowhere. */
+export const DEFAULT_LIMITS: JobLimits = { maxIterations: 10_000, maxImageBytes: 16 << 20, allowOut: [] };
 
 export interface WorkerStats {
   id: string;
@@ -285,8 +85,7 @@ export interface WorkerStats {
   stopped?: boolean;
 }
 
-/** The Redis hash of worker heartbeats of a queue (what `status` lists as workers seen). */
-export const workersKey = (prefix: string, queue: string) => `${prefix}:${queue}:rs-workers`;
+export { workersKey };
 
 export interface QueueWorker {
   readonly id: string;
@@ -306,7 +105,7 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
   const auto = o.concurrency === undefined || o.concurrency === 'auto';
   let concurrency = auto ? 8 : (o.concurrency as number);
   const device = o.device ?? 'auto';
-  const models = new Models(device, o.modelDirs ?? [], log);
+  const models = new ModelCache(device, o.modelDirs ?? [], log);
   const redis: Redis = createClient(o.connection);
   const lock = new RedisLock(redis);
   const stats: WorkerStats = {
@@ -314,7 +113,6 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
     jobs: 0, images: 0, failed: 0, batches: 0, rows: 0,
   };
   const warned = new Set<string>();
-  const seedCache = new Map<string, ImageBatch>();
 
   /** The start rows of one job. */
   async function startRows(clf: Classifier, item: Item): Promise<{ x0: ImageBatch; target: number }> {
@@ -334,18 +132,9 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
     if (seeds && (seeds.shape[0] !== c || seeds.shape[1] !== h || seeds.shape[2] !== w)) {
       throw new RobustSynthError('ERR_BAD_INPUT', `the seed file is for ${seeds.shape.join('x')} images, the model takes ${c}x${h}x${w}`);
     }
-    // Seeds are drawn in sequence per class: the first `end` of them are the same whatever the
-    // count, so seeds start..end-1 are those of the single-machine run's images start..end-1.
-    const key = JSON.stringify([d.model, kind, target, d.randomSeed]);
-    let all = seedCache.get(key);
-    if (!all || all.shape[0] < d.end) {
-      all = sampleSeeds(seeds, kind, target, d.end, d.randomSeed, clf.inputShape);
-      if (all.data.byteLength <= 32 << 20) {
-        if (seedCache.size >= 16) seedCache.delete(seedCache.keys().next().value as string);
-        seedCache.set(key, all);
-      }
-    }
-    return { x0: slice(all, d.start, d.end), target };
+    // Every seed index has its own stream: seeds start..end-1 alone, at the cost of any other
+    // end - start seeds, equal to the single-machine run's images start..end-1 of this class.
+    return { x0: jobSeeds(d, target, seeds), target };
   }
 
   async function runGroup(g: Group): Promise<void> {
@@ -355,22 +144,21 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
       warned.add(g.key);
       log(`jobs ask for device batches of ${B} rows but --concurrency is ${concurrency}: batches run padded; raise --concurrency to ${2 * B} to fill them`);
     }
-    const byDir = new Map<string, { entries: QueueEntry[]; items: Array<{ item: Item; result: JobResult }> }>();
-    const record = (item: Item, entries: QueueEntry[], result: JobResult) => {
-      const slot = byDir.get(item.data.out) ?? { entries: [], items: [] };
-      slot.entries.push(...entries);
-      slot.items.push({ item, result });
-      byDir.set(item.data.out, slot);
-    };
+    const done: Array<{ item: Item; result: JobResult }> = [];
+    const record = (item: Item, result: JobResult) => done.push({ item, result });
     const live: Array<{ item: Item; x0: ImageBatch; target: number }> = [];
     for (const item of g.items) {
       try {
-        // A re-delivered job whose writes had all finished (its worker died before completing it).
-        const done = jobOutputsDone(item.data.out, item.job.id!, item.data.files);
-        if (done) {
-          const result = { worker: id, files: item.data.files, losses: done.map((e) => e.loss), predicted: done.map((e) => e.predicted.index), rows: 0, real: 0, ms: 0, reused: true };
-          record(item, done, result);
-          continue;
+        const out = item.data.out;
+        if (out !== undefined) {
+          // A manifest this worker cannot parse fails the job; it is never replaced.
+          checkManifest(out);
+          // A re-delivered job whose writes had all finished (its worker died before completing it).
+          const had = jobOutputsDone(out, item.job.id!, item.data.files);
+          if (had) {
+            record(item, { worker: id, files: item.data.files, delivered: 'dir', losses: had.map((e) => e.loss), predicted: had.map((e) => e.predicted.index), rows: 0, real: 0, ms: 0, reused: true });
+            continue;
+          }
         }
         live.push({ item, ...(await startRows(clf, item)) });
       } catch (e) {
@@ -382,11 +170,12 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
     // encoded and written meanwhile, on this thread, while the next computes on the native one.
     const finish = async () => {
       if (write) await write(record);
-      // Outputs and entries are in place: the jobs are done. The manifest follows within
-      // `mergeMs` (merged from the entry files, so nothing is lost if this process dies first).
-      for (const [dir, slot] of byDir) {
-        for (const { item, result } of slot.items) item.resolve(result);
-        merger.request(dir);
+      // Outputs are in the results stream, or (--shared) their files and entries in place: the
+      // jobs are done. A shared manifest follows within `mergeMs` (merged from the entry files,
+      // so nothing is lost if this process dies first).
+      for (const { item, result } of done) {
+        item.resolve(result);
+        if (item.data.out !== undefined) merger.request(item.data.out);
       }
     };
     const p = finish().catch((e: unknown) => g.items.forEach((it) => it.reject(e)));
@@ -399,7 +188,7 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
     clf: Classifier,
     B: number,
     live: Array<{ item: Item; x0: ImageBatch; target: number }>,
-  ): Promise<((record: (item: Item, entries: QueueEntry[], result: JobResult) => void) => Promise<void>) | undefined> {
+  ): Promise<((record: (item: Item, result: JobResult) => void) => Promise<void>) | undefined> {
     const first = live[0]!.item.data;
     const real = live.reduce((a, l) => a + l.x0.shape[0], 0);
     // Pad to exactly B rows with copies of the first: every image is computed at batch size B,
@@ -437,18 +226,17 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
     ms: number,
     settings: TaskSettings,
     live: Array<{ item: Item; x0: ImageBatch; target: number }>,
-    record: (item: Item, entries: QueueEntry[], result: JobResult) => void,
+    record: (item: Item, result: JobResult) => void,
   ): Promise<void> {
     let row = 0;
     for (const { item, x0: rows } of live) {
       const d = item.data;
       const n = rows.shape[0];
       try {
-        const entries: QueueEntry[] = [];
+        const results: Result[] = [];
         for (let j = 0; j < n; j++) {
           const i = row + j;
-          writeShared(d.out, d.files[j]!, await encodePng(r.images, i), item.job.id!);
-          const e: QueueEntry = {
+          const entry = {
             file: d.files[j]!,
             task: r.task,
             source: d.source,
@@ -456,12 +244,19 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
             loss: r.losses[i]!,
             predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
             settings: { ...settings, model: clf.name },
-            job: item.job.id!,
           };
-          writeEntry(d.out, e);
-          entries.push(e);
+          results.push({ job: item.job.id!, entry, png: await encodePng(r.images, i) });
         }
-        record(item, entries, { worker: id, files: d.files, losses: entries.map((e) => e.loss), predicted: entries.map((e) => e.predicted.index), rows: B, real, ms });
+        if (d.out === undefined) await publishResults(redis, resultsKey(prefix, queue, d.submission), results);
+        else {
+          checkManifest(d.out);
+          for (const { job, entry, png } of results) {
+            writeShared(d.out, entry.file, png, job);
+            writeEntry(d.out, { ...entry, job } as QueueEntry);
+          }
+        }
+        const delivered = d.out === undefined ? 'stream' : 'dir';
+        record(item, { worker: id, files: d.files, delivered, losses: results.map((x) => x.entry.loss), predicted: results.map((x) => x.entry.predicted.index), rows: B, real, ms });
       } catch (e) {
         item.reject(e);
       }

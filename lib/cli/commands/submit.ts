@@ -1,11 +1,15 @@
 /**
  * `robust-synth submit translate|generate`: enqueues a task as jobs for `robust-synth worker`s
  * (lib/queue/submit.ts) and follows them with a progress bar for the whole set: done, failed,
- * throughput per worker, time left. The outputs land in --out, a directory the workers share.
+ * throughput per worker, time left. The workers return the outputs through Redis and this
+ * process writes them into its own --out (or, with --shared, the workers write into --out).
  */
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { RobustSynthError } from '../../errors.js';
 import { duration, readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { SUBMISSION_ID } from '../../queue/keys.js';
 import { checkRedis } from '../../queue/redis.js';
 import {
   classIndex, listImages, planGenerate, planTranslate, resolveJobSettings, resolveModelRef, submitJobs,
@@ -16,7 +20,9 @@ import * as is from '../../validate.js';
 import { checkOutDir, numberFlag, required, runCommand, type Command, type OptionSpecs, type Values } from '../command.js';
 
 const COMMON: OptionSpecs = {
-  out: { type: 'string', value: 'DIR', description: 'the output directory, shared by the workers (the same path on every machine)' },
+  out: { type: 'string', value: 'DIR', description: "the output directory, on this machine: the workers' results come back through Redis and are written here" },
+  submission: { type: 'string', value: 'ID', description: 'the id to collect a --detach submission by (default: from this host and --out, so that submitting again finds the same jobs)' },
+  shared: { type: 'boolean', default: false, description: 'the workers write into --out themselves: a directory every worker sees at the same path, inside their --allow-out' },
   ...REDIS_FLAGS,
   model: { type: 'string', default: 'fashion-robust', value: 'NAME', description: 'a model name workers know (embedded, or in their --models); never a path' },
   'model-dir': { type: 'string', multiple: true, value: 'DIR', description: "where this machine finds the model's card (its hash and shape) when it is not embedded", params: ['modelDirs'] },
@@ -30,6 +36,21 @@ const COMMON: OptionSpecs = {
   detach: { type: 'boolean', default: false, description: 'exit once the jobs are queued, without following them' },
   'retry-failed': { type: 'boolean', default: false, description: 'also retry jobs that failed before on bad input (otherwise reported again: same job, same input)' },
 };
+
+/** --submission, or one derived from this host and the output directory (the same run, the same id). */
+export function submissionId(values: Values, out: string): string {
+  const given = values.submission as string | undefined;
+  if (given !== undefined) {
+    if (!SUBMISSION_ID.test(given)) throw new RobustSynthError('ERR_BAD_INPUT', `--submission must be letters, digits, . _ - (at most 100), got '${given}'`);
+    return given;
+  }
+  return `s-${createHash('sha256').update(`${hostname()}\0${out}`).digest('hex').slice(0, 20)}`;
+}
+
+/** Where the jobs' results go: `submission`, and `out` for the workers only with --shared. */
+function delivery(values: Values, out: string): { submission: string; out?: string } {
+  return { submission: submissionId(values, out), ...(values.shared ? { out } : {}) };
+}
 
 function shapeFlag(values: Values): [number, number, number] | undefined {
   const shape = values['input-shape'];
@@ -70,10 +91,11 @@ function progressLine(stream: NodeJS.WriteStream = process.stderr): { update: (p
   };
 }
 
-async function follow(values: Values, jobs: PlannedJob[], what: string, skippedFiles: Array<{ path: string; reason: string }>): Promise<number> {
+/** Adds the jobs (unless `collectOnly`) and follows them to the end, writing their results into --out; the exit code. */
+export async function follow(values: Values, jobs: PlannedJob[], what: string, skippedFiles: Array<{ path: string; reason: string }>, collectOnly = false): Promise<number> {
   const redis = readRedisFlags(values);
-  const attempts = is.integer('attempts', numberFlag(values, 'attempts'), { min: 1, max: 100 });
-  await checkRedis(redis.connection, redis.url);
+  const attempts = collectOnly ? undefined : is.integer('attempts', numberFlag(values, 'attempts'), { min: 1, max: 100 });
+  if (!collectOnly) await checkRedis(redis.connection, redis.url);
   for (const s of skippedFiles) console.error(`skipped ${s.path}: ${s.reason}`);
   const bar = progressLine();
   let summary: SubmitSummary;
@@ -81,14 +103,19 @@ async function follow(values: Values, jobs: PlannedJob[], what: string, skippedF
   const stop = () => ac.abort();
   process.once('SIGINT', stop);
   try {
-    summary = await submitJobs(jobs, { connection: redis.connection, queue: redis.queue, attempts, detach: Boolean(values.detach), retryFailed: Boolean(values['retry-failed']), onProgress: bar.update, signal: ac.signal });
+    summary = await submitJobs(jobs, {
+      connection: redis.connection, queue: redis.queue, attempts, detach: Boolean(values.detach), retryFailed: Boolean(values['retry-failed']),
+      out: values.shared ? undefined : resolve(String(values.out)), collectOnly, onProgress: bar.update, signal: ac.signal,
+    });
   } finally {
     process.off('SIGINT', stop);
     bar.done();
   }
-  const out = jobs[0]?.out ?? '';
+  const out = resolve(String(values.out));
   if (values.detach) {
-    console.log(`queued ${jobs.length} job(s) for ${what} on ${redis.queue} (${summary.added} new, ${summary.alreadyQueued} already queued, ${summary.retried} retried; ${summary.skipped} image(s) already done); outputs go to ${out}`);
+    const sub = jobs[0]?.submission ?? '';
+    console.log(`queued ${jobs.length} job(s) for ${what} on ${redis.queue} (${summary.added} new, ${summary.alreadyQueued} already queued, ${summary.retried} retried; ${summary.skipped} image(s) already done); submission ${sub}`);
+    if (!values.shared) console.log(`collect the results with: robust-synth collect --redis URL${redis.queue === 'robust-synth' ? '' : ` --queue ${redis.queue}`} --submission ${sub} --out ${out}`);
     return skippedFiles.length ? 1 : 0;
   }
   const SHOWN = 20;
@@ -118,14 +145,14 @@ export const submitTranslateCommand: Command = {
   async run(values) {
     const src = required(values, 'image', 'a file or a directory');
     const to = required(values, 'to', 'a class name or index');
-    const out = checkOutDir(resolve(required(values, 'out', 'the shared output directory')));
+    const out = checkOutDir(resolve(required(values, 'out', 'the output directory')));
     const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: shapeFlag(values) });
     const target = classIndex(model, to, 'to');
     const settings = resolveJobSettings('translate', model.shape, {
       eps: numberFlag(values, 'eps'), step: numberFlag(values, 'step'), iterations: numberFlag(values, 'iterations'), batch: numberFlag(values, 'batch'), bf16: Boolean(values.bf16),
     });
     const { files, single } = listImages(src);
-    const { jobs, skipped } = planTranslate({ model, files, to: target, settings, out });
+    const { jobs, skipped } = planTranslate({ model, files, to: target, settings, ...delivery(values, out) });
     if (single && skipped.length) throw new RobustSynthError('ERR_BAD_IMAGE', `cannot read image ${src}: ${skipped[0]!.reason}`);
     return follow(values, jobs, `translate to ${model.classes[target] ?? target}`, skipped);
   },
@@ -145,7 +172,7 @@ export const submitGenerateCommand: Command = {
   async run(values) {
     required(values, 'class', 'a class name or index; repeatable');
     const seed = is.oneOf('seed', values.seed, SEED_KINDS);
-    const out = checkOutDir(resolve(required(values, 'out', 'the shared output directory')));
+    const out = checkOutDir(resolve(required(values, 'out', 'the output directory')));
     const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: shapeFlag(values) });
     const classes = (values.class as string[]).map((c) => classIndex(model, c, 'classes'));
     const settings = resolveJobSettings('generate', model.shape, {
@@ -154,7 +181,7 @@ export const submitGenerateCommand: Command = {
     const perJob = numberFlag(values, 'per-job') ?? 8;
     const jobs = planGenerate({
       model, classes, count: numberFlag(values, 'count') ?? 1, seed, randomSeed: numberFlag(values, 'random-seed') ?? 0,
-      perJob, settings, out,
+      perJob, settings, ...delivery(values, out),
     });
     return follow(values, jobs, `generate ${classes.map((k) => model.classes[k] ?? k).join(', ')}`, []);
   },

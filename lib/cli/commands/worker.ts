@@ -1,7 +1,8 @@
 /**
  * `robust-synth worker`: takes jobs from the queue (lib/queue/worker.ts) until SIGINT or SIGTERM,
- * then finishes the jobs it holds and exits. Models come only from its allow-list: the embedded
- * ones and --models DIR, by the name a job gives.
+ * then finishes the jobs it holds and exits. It returns every output through Redis and writes
+ * nothing, unless --allow-out lets `submit --shared` jobs write inside a directory. Models come
+ * only from its allow-list: the embedded ones and --models DIR, by the name a job gives.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -29,7 +30,7 @@ export const workerCommand: Command = {
     concurrency: { type: 'string', default: 'auto', value: 'N|auto', description: "jobs held at once, each locked; compatible ones share a device batch (auto: twice the jobs' --batch, at most 256)" },
     models: { type: 'string', multiple: true, value: 'DIR', description: 'a directory of models (.pt and cards) jobs may name; the embedded models are always allowed, nothing else is', params: ['modelDirs'] },
     threads: { type: 'string', value: 'N|auto', description: 'CPU threads for the compute (default: auto; fix it, e.g. 1, for results identical to other machines)' },
-    'allow-out': { type: 'string', multiple: true, value: 'DIR', description: "accept only jobs whose output directory lies inside DIR (default: any directory this user can write)" },
+    'allow-out': { type: 'string', multiple: true, value: 'DIR', description: 'let `submit --shared` jobs write their outputs into directories inside DIR (default: none; the worker writes nothing and refuses such jobs)' },
     name: { type: 'string', value: 'NAME', description: 'this worker\'s name in status and results (default: HOST-PID)' },
     'window-ms': { type: 'string', default: '50', value: 'MS', description: 'a device batch that is not full runs once no compatible job has joined it for this long', params: ['windowMs'] },
     'lock-ms': { type: 'string', default: '30000', value: 'MS', description: "BullMQ's job lock: a killed worker's jobs return to the queue after about this", params: ['lockMs'] },
@@ -37,7 +38,7 @@ export const workerCommand: Command = {
     'max-stalled': { type: 'string', default: '2', value: 'N', description: 'times a job may come back from a dead worker before it fails', params: ['maxStalled'] },
     fsync: { type: 'boolean', default: false, description: 'flush every output to disk before renaming it into place (survives a machine crash, not just a killed process; ~4 ms a file here)' },
     'max-iterations': { type: 'string', default: String(DEFAULT_LIMITS.maxIterations), value: 'N', description: 'refuse jobs that ask for more PGD iterations', params: ['maxIterations'] },
-    'max-batch': { type: 'string', default: String(DEFAULT_LIMITS.maxBatch), value: 'N', description: 'refuse jobs that ask for larger device batches', params: ['maxBatch'] },
+    'max-batch': { type: 'string', value: 'N', description: "refuse jobs that ask for larger device batches (default: derived from each job's input shape and this machine's memory)", params: ['maxBatch'] },
     'max-image-mb': { type: 'string', default: String(DEFAULT_LIMITS.maxImageBytes / (1 << 20)), value: 'MB', description: 'refuse jobs whose source image is larger', params: ['maxImageBytes'] },
   },
   async run(values) {
@@ -50,7 +51,7 @@ export const workerCommand: Command = {
     const stalledMs = is.integer('stalledMs', numberFlag(values, 'stalled-ms'), { min: 100, max: 3600_000 });
     const maxStalled = is.integer('maxStalled', numberFlag(values, 'max-stalled'), { min: 0, max: 1000 });
     const maxIterations = is.integer('maxIterations', numberFlag(values, 'max-iterations'), { min: 0, max: 1e7 });
-    const maxBatch = is.integer('maxBatch', numberFlag(values, 'max-batch'), { min: 1, max: 1 << 20 });
+    const maxBatch = values['max-batch'] === undefined ? undefined : is.integer('maxBatch', numberFlag(values, 'max-batch'), { min: 1, max: 1 << 20 });
     const mb = is.finiteNumber('maxImageBytes', numberFlag(values, 'max-image-mb'), { min: 0, minExclusive: true, max: 1024 });
     const name = values.name as string | undefined;
     if (name !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(name)) throw new RobustSynthError('ERR_BAD_INPUT', `--name must be letters, digits, . _ -, got '${name}'`);
