@@ -8,6 +8,22 @@ export interface ElfDynamic {
   needed: string[];
   soname?: string;
   runpath?: string;
+  /** Symbol versions it needs, by library: { 'libc.so.6': ['GLIBC_2.34', ...] }. */
+  versionNeeds?: Record<string, string[]>;
+}
+
+/** The highest GLIBC_x.y a binary needs ('2.38'), or undefined when it names none. */
+export function glibcNeeded(elf: ElfDynamic | undefined): string | undefined {
+  let best: number[] | undefined;
+  for (const names of Object.values(elf?.versionNeeds ?? {})) {
+    for (const n of names) {
+      const m = /^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$/.exec(n);
+      if (!m) continue;
+      const v = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+      if (!best || v[0]! > best[0]! || (v[0] === best[0] && (v[1]! > best[1]! || (v[1] === best[1] && v[2]! > best[2]!)))) best = v;
+    }
+  }
+  return best ? (best[2] ? best.join('.') : `${best[0]}.${best[1]}`) : undefined;
 }
 
 function readAt(fd: number, position: number, length: number): Buffer {
@@ -41,6 +57,28 @@ export function readElfDynamic(path: string): ElfDynamic | undefined {
       size: Number(sh.readBigUInt64LE(i * shentsize + 32)),
       link: sh.readUInt32LE(i * shentsize + 40),
     });
+    const versionNeeds: Record<string, string[]> = {};
+    for (let i = 0; i < shnum; i++) {
+      const s = section(i);
+      if (s.type !== 0x6ffffffe /* SHT_GNU_verneed */) continue;
+      const vn = readAt(fd, s.offset, s.size);
+      const strtab = section(s.link);
+      const str = readAt(fd, strtab.offset, strtab.size);
+      const cstr = (off: number) => str.toString('utf8', off, str.indexOf(0, off));
+      for (let p = 0, guard = 0; p + 16 <= vn.length && guard < 1000; guard++) {
+        const cnt = vn.readUInt16LE(p + 2);
+        const names: string[] = (versionNeeds[cstr(vn.readUInt32LE(p + 4))] ??= []);
+        for (let a = p + vn.readUInt32LE(p + 8), k = 0; k < cnt && a + 16 <= vn.length; k++) {
+          names.push(cstr(vn.readUInt32LE(a + 8)));
+          const next = vn.readUInt32LE(a + 12);
+          if (!next) break;
+          a += next;
+        }
+        const next = vn.readUInt32LE(p + 12);
+        if (!next) break;
+        p += next;
+      }
+    }
     for (let i = 0; i < shnum; i++) {
       const s = section(i);
       if (s.type !== 6 /* SHT_DYNAMIC */) continue;
@@ -48,7 +86,7 @@ export function readElfDynamic(path: string): ElfDynamic | undefined {
       const strtab = section(s.link);
       const str = readAt(fd, strtab.offset, strtab.size);
       const cstr = (off: number) => str.toString('utf8', off, str.indexOf(0, off));
-      const out: ElfDynamic = { needed: [] };
+      const out: ElfDynamic = { needed: [], versionNeeds };
       for (let p = 0; p + 16 <= dyn.length; p += 16) {
         const tag = Number(dyn.readBigInt64LE(p));
         const val = Number(dyn.readBigUInt64LE(p + 8));
@@ -59,7 +97,7 @@ export function readElfDynamic(path: string): ElfDynamic | undefined {
       }
       return out;
     }
-    return { needed: [] };
+    return { needed: [], versionNeeds };
   } finally {
     closeSync(fd);
   }

@@ -16,14 +16,16 @@
  *     process first so a broken CUDA install kills the child, not the app (probe.ts);
  *  4. load the binary.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { RobustSynthError } from '../lib/errors.js';
 import {
   defaultPythons, describeLibTorch, findLibTorch, noLibTorchMessage, type LibTorch,
 } from '../lib/libtorch/discover.js';
 import { preferAvx512Kernels } from './cpu.js';
+import { describeKernelSettings, kernelSettings, type KernelSettings, type ModelProbe } from './kernel-check.js';
 import { preloadLibraries, probeBinary } from './probe.js';
 import { listBinaries, type BinaryCandidate, type BinaryRecord } from './records.js';
 import { packageRoot } from './root.js';
@@ -38,7 +40,18 @@ export { readElfDynamic, type ElfDynamic } from './elf.js';
 export { probeBinary, type ProbeResult } from './probe.js';
 export { listBinaries, type BinaryCandidate, type BinaryRecord } from './records.js';
 export { packageRoot } from './root.js';
-export { checkBinary, explainBinary, type BinaryCheck } from './select.js';
+export { checkBinary, explainBinary, runtimeGlibc, type BinaryCheck } from './select.js';
+export { describeKernelSettings, kernelCheckFile, type KernelSettings } from './kernel-check.js';
+
+/** The shipped Fashion-MNIST model: the check runs the engine's TorchScript path on it. */
+function checkModel(): ModelProbe | undefined {
+  const path = join(packageRoot(), 'models', 'fashion-robust.pt');
+  return existsSync(path) ? { path, shape: [1, 28, 28] } : undefined;
+}
+
+function describeKernels(k: KernelSettings): string {
+  return `${describeKernelSettings(k)}; ${k.attempts.join(' | ')}`;
+}
 
 function warn(message: string): void {
   if (!process.env.ROBUST_SYNTH_QUIET) console.warn(`robust-synth: ${message}`);
@@ -57,6 +70,8 @@ export interface LoadedBinding {
   preloaded: string[];
   /** Each fallback taken (CUDA probe failures), as logged. */
   fallbacks: string[];
+  /** What the kernel self-check chose (kernel-check.ts), applied before and after the load. */
+  kernels?: KernelSettings;
 }
 
 let cached: NativeBinding | undefined;
@@ -65,6 +80,16 @@ let loaded: LoadedBinding | undefined;
 /** What the loaded addon is and which LibTorch it runs on; undefined before the first load. */
 export function bindingInfo(): LoadedBinding | undefined {
   return loaded;
+}
+
+/**
+ * The kernel self-check's settings for the binary that would run on `libtorch` (cached, or run
+ * now in child processes, without storing it); undefined when no binary matches. For `setup --check`.
+ */
+export function kernelCheckFor(libtorch: LibTorch, env: NodeJS.ProcessEnv = process.env): KernelSettings | undefined {
+  const pick = pickBinary(libtorch, listBinaries(packageRoot()));
+  if (!pick) return undefined;
+  return kernelSettings({ libtorch, binary: pick.binary.path, preload: pick.check.preload, model: checkModel(), env, store: false });
 }
 
 /** Decides what to load, probing CUDA candidates; throws ERR_LIBTORCH when nothing fits. */
@@ -135,6 +160,10 @@ export function loadBinding(): NativeBinding {
   if (cached) return cached;
   const p = plan();
   preferAvx512Kernels();
+  // Before LibTorch loads here: oneDNN reads its ISA cap once, at its first use.
+  const kernels = kernelSettings({ libtorch: p.libtorch, binary: p.path, preload: p.preloaded, model: checkModel() });
+  if (kernels.status === 'adjusted' || kernels.status === 'failed') warn(`kernel self-check: ${describeKernels(kernels)}`);
+  if (kernels.isaCap && !process.env.ONEDNN_MAX_CPU_ISA) process.env.ONEDNN_MAX_CPU_ISA = kernels.isaCap;
   try {
     preloadLibraries(p.preloaded);
   } catch (e) {
@@ -155,7 +184,9 @@ export function loadBinding(): NativeBinding {
         'or build from source with `npx robust-synth build`.',
     );
   }
-  loaded = p;
+  if (!kernels.fuser) cached.setTensorExprFuser?.(false);
+  if (!kernels.mkldnn) cached.setMkldnn(false);
+  loaded = { ...p, kernels };
   // process.exit() and uncaught exceptions end the process with exit(), whose static destructors
   // would run under a busy compute thread (a segfault). 'exit' listeners run before it. A
   // worker's exit tears its environment down instead, which the addon handles itself.

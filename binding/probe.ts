@@ -8,7 +8,7 @@ import type { BuildInfo } from './types.js';
 
 // RTLD_NOW | RTLD_NODELETE: Node dlcloses a library that is not an addon; NODELETE keeps it
 // mapped, so the addon's NEEDED entries bind to it by soname.
-const PRELOAD_FLAGS = 0x2 | 0x1000;
+export const PRELOAD_FLAGS = 0x2 | 0x1000;
 
 export function preloadLibraries(paths: string[]): void {
   for (const p of paths) {

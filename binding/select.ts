@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describeLibTorch, majorMinor, type LibTorch } from '../lib/libtorch/discover.js';
-import { readElfDynamic } from './elf.js';
+import { glibcNeeded, readElfDynamic } from './elf.js';
 import { describeBinary, listBinaries, type BinaryCandidate } from './records.js';
 import { packageRoot } from './root.js';
 
@@ -26,6 +26,28 @@ function libraryFor(soname: string, libDir: string): string | undefined {
   return undefined;
 }
 
+/** The running glibc's version ('2.36'); undefined on musl or where Node does not say. */
+export function runtimeGlibc(): string | undefined {
+  // For tests: pretend an older system.
+  if (process.env.ROBUST_SYNTH_TEST_GLIBC) return process.env.ROBUST_SYNTH_TEST_GLIBC;
+  if (glibc === undefined) {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    glibc = header?.glibcVersionRuntime ?? null;
+  }
+  return glibc ?? undefined;
+}
+let glibc: string | null | undefined;
+
+function compareDotted(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d) return Math.sign(d);
+  }
+  return 0;
+}
+
 /** Whether `binary` can run on `libtorch`, and which of its libraries to load first. */
 export function checkBinary(libtorch: LibTorch, binary: BinaryCandidate): BinaryCheck {
   const r = binary.record;
@@ -38,6 +60,11 @@ export function checkBinary(libtorch: LibTorch, binary: BinaryCandidate): Binary
     return { ok: false, why: `built for the ${r.cxx11Abi ? 'C++11' : 'pre-C++11'} libstdc++ ABI; this LibTorch uses the other one` };
   }
   const elf = readElfDynamic(binary.path);
+  const needs = glibcNeeded(elf);
+  const have = runtimeGlibc();
+  if (needs && have && compareDotted(needs, have) > 0) {
+    return { ok: false, why: `needs glibc ${needs} or newer; this system has glibc ${have} (a binary built on a newer distribution: use one built here, npx robust-synth build)` };
+  }
   const preload: string[] = [];
   for (const soname of elf?.needed ?? []) {
     if (!/^lib(torch|c10|shm|caffe2)/.test(soname)) continue;

@@ -53,7 +53,10 @@ export interface RawSession {
   step(): RawJob<RawTensor>;
   /** The current iterate, [n, c, h, w] float32 on the CPU. */
   current(): RawJob<RawTensor>;
+  /** Lets go of the run and of its model reference, then lets its later calls fail. */
   finish(): RawJob<RawPgdResult>;
+  /** Frees the run and the model reference on the compute thread; idempotent. Later calls throw ERR_DISPOSED. */
+  dispose(): RawJob<void>;
 }
 
 export interface RawModel {
@@ -103,6 +106,12 @@ export interface NativeBinding {
   buildInfo(): BuildInfo;
   /** Live CPU tensor allocations; counted only when ROBUST_SYNTH_COUNT_TENSORS=1 was set before the addon loaded (leak tests). */
   tensorStats(): { counting: boolean; allocations: number; bytes: number };
+  /** TorchScript's TensorExpr fuser, process-wide (the kernel self-check turns it off where it hangs). Absent in binaries older than the check. */
+  setTensorExprFuser?(enabled: boolean): void;
+  getTensorExprFuser?(): boolean;
+  /** The kernel self-check's convolution cases (kernel-check.ts runs them in a child process). */
+  kernelCheckCases?(): number;
+  kernelCheckRun?(i: number, channelsLast: boolean): { name: string; forward: number; gradient: number };
   /** Aborts every job and waits until no compute thread is inside one; for process exit only (irreversible). */
   stopJobsForExit(): void;
 }

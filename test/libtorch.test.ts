@@ -13,7 +13,7 @@ import {
 } from '../binding/index.js';
 import { LIBTORCH_VERSION, PINNED_SHA256, libtorchUrl, pinnedShaForArchive } from '../lib/libtorch/constants.js';
 import {
-  compareVersions, findLibTorch, formatResolution, inspectLibTorchDir, majorMinor, noLibTorchMessage, type LibTorch,
+  compareVersions, findLibTorch, findPythonTorch, formatResolution, inspectLibTorchDir, inspectSystem, majorMinor, noLibTorchMessage, type LibTorch,
 } from '../lib/libtorch/discover.js';
 import { cacheName, chooseBuild, cudaBuildForDriver, installLibTorch } from '../lib/libtorch/install.js';
 import { runSetupCommand } from '../lib/libtorch/setup.js';
@@ -189,6 +189,20 @@ describe('resolution order: LIBTORCH, cache, Python torch, system', () => {
     expect(r.candidates.find((c) => c.source === 'python' && c.found)?.skipped).toMatch(/no CMake config/);
   });
 
+  it('asks each Python once per process, also when it is named twice (python3 on PATH is /usr/bin/python3)', () => {
+    const log = join(dir, 'asked.log');
+    const torch = join(dir, 'py', 'torch');
+    const counting = write(join(dir, 'bin2', 'python-counting'), `#!/bin/sh\necho x >> '${log}'\necho '{"torch": "${torch}", "exe": "/opt/c/python3"}'\n`);
+    chmodSync(counting, 0o755);
+    symlinkSync(counting, join(dir, 'bin2', 'python3'));
+    const e = { ...env, PATH: `${join(dir, 'bin2')}:${env.PATH}`, ROBUST_SYNTH_CACHE: join(dir, 'empty-cache') };
+    for (let i = 0; i < 3; i++) {
+      expect(findPythonTorch(['python3', counting], e)).toEqual([{ python: `${join(dir, 'bin2', 'python3')} (/opt/c/python3)`, torch }]);
+      expect(find(e, { pythons: ['python3', counting] }).chosen).toMatchObject({ source: 'python', root: torch });
+    }
+    expect(readFileSync(log, 'utf8')).toBe('x\n');
+  });
+
   it('never ignores a LIBTORCH that is set but unusable', () => {
     const r = find({ ...env, LIBTORCH: join(dir, 'nowhere') });
     expect(r.chosen).toBeUndefined();
@@ -212,32 +226,50 @@ describe('resolution order: LIBTORCH, cache, Python torch, system', () => {
 
 describe('matching binaries to a LibTorch', () => {
   let real: BinaryCandidate;
-  const system: LibTorch = {
-    source: 'system', root: '/usr', libDir: '/usr/lib/x86_64-linux-gnu', version: '1.13.0', variant: 'cpu', cxx11Abi: true, versionFrom: 'test',
-  };
+  // The machine's own LibTorch (Debian 12: 1.13, Debian 13: 2.6) and a binary built for it.
+  const found = inspectSystem().found;
+  if (!found) throw new Error('no system LibTorch: install libtorch-dev');
+  const system: LibTorch = { ...found, source: 'system', versionFrom: 'test' };
+  const MM = majorMinor(system.version);
+  const mmRe = MM.replace('.', '\\.');
+  const other = MM === '2.5' ? '2.4.1+cpu' : '2.5.1+cpu';
   beforeAll(() => {
-    const found = listBinaries().find((b) => b.record);
-    if (!found) throw new Error('no built binary: run `npm run build:native` or `npm run prebuildify` first');
-    real = found;
+    const built = listBinaries().find((b) => b.record && majorMinor(b.record.torchVersion) === MM);
+    if (!built) throw new Error(`no binary built for LibTorch ${MM}: run \`npm run build:native\` or \`npm run prebuildify\` first`);
+    real = built;
   });
 
   it('reads the libraries a binary links', () => {
     const elf = readElfDynamic(real.path)!;
-    expect(elf.needed).toContain('libtorch.so.1.13');
-    expect(readElfDynamic('/usr/lib/x86_64-linux-gnu/libtorch.so.1.13')?.soname).toBe('libtorch.so.1.13');
+    expect(elf.needed).toContain(`libtorch.so.${MM}`);
+    expect(readElfDynamic(`${system.libDir}/libtorch.so.${MM}`)?.soname).toBe(`libtorch.so.${MM}`);
     expect(readElfDynamic(join(process.cwd(), 'test', 'helpers.ts'))).toBeUndefined();
   });
 
   it('accepts the same major.minor and lists the libraries to load from the resolved directory', () => {
-    const c = checkBinary({ ...system, version: '1.13.1' }, real);
+    const c = checkBinary({ ...system, version: `${MM}.1` }, real);
     expect(c).toMatchObject({ ok: true, exact: true });
-    if (c.ok) expect(c.preload.map((p) => p.split('/').pop())).toEqual(expect.arrayContaining(['libtorch.so.1.13', 'libc10.so.1.13']));
+    if (c.ok) expect(c.preload.map((p) => p.split('/').pop())).toEqual(expect.arrayContaining([`libtorch.so.${MM}`, `libc10.so.${MM}`]));
+  });
+
+  it("refuses a binary that needs a newer glibc than the system's, saying both versions", () => {
+    expect(checkBinary(system, real)).toMatchObject({ ok: true });
+    const saved = process.env.ROBUST_SYNTH_TEST_GLIBC;
+    process.env.ROBUST_SYNTH_TEST_GLIBC = '2.17';
+    try {
+      expect(checkBinary(system, real)).toMatchObject({ ok: false, why: expect.stringMatching(/^needs glibc 2\.\d+ or newer; this system has glibc 2\.17/) });
+    } finally {
+      if (saved === undefined) delete process.env.ROBUST_SYNTH_TEST_GLIBC;
+      else process.env.ROBUST_SYNTH_TEST_GLIBC = saved;
+    }
   });
 
   it('refuses another version, a CUDA build on a CPU LibTorch, and the other C++ ABI', () => {
-    expect(checkBinary({ ...system, version: '2.5.1+cpu' }, real)).toMatchObject({ ok: false, why: expect.stringMatching(/^built for LibTorch 1\.13\.x \(1\.13(\.0)?\); this one is 2\.5\.1\+cpu$/) });
+    expect(checkBinary({ ...system, version: other }, real)).toMatchObject({
+      ok: false, why: expect.stringMatching(new RegExp(`^built for LibTorch ${mmRe}\\.x \\(${mmRe}(\\.\\d+)?\\); this one is ${other.replace(/[.+]/g, '\\$&')}$`)),
+    });
     const cudaBinary = { ...real, record: { ...real.record!, variant: 'cuda' as const } };
-    expect(checkBinary(system, cudaBinary)).toMatchObject({ ok: false, why: expect.stringMatching(/^a CUDA build \(LibTorch 1\.13[.0]*\); this LibTorch is CPU-only$/) });
+    expect(checkBinary(system, cudaBinary)).toMatchObject({ ok: false, why: expect.stringMatching(new RegExp(`^a CUDA build \\(LibTorch ${mmRe}[.0-9]*\\); this LibTorch is CPU-only$`)) });
     const oldAbi = { ...real, record: { ...real.record!, cxx11Abi: false } };
     expect(checkBinary(system, oldAbi)).toMatchObject({ ok: false, why: expect.stringMatching(/pre-C\+\+11.*ABI/) });
   });
@@ -247,14 +279,16 @@ describe('matching binaries to a LibTorch', () => {
   });
 
   it('refuses a LibTorch whose library names the binary does not link', () => {
-    const dir = fakeLibTorch(join(tempDir('rs-names-'), 'lt'), '1.13.1+cpu');
-    expect(checkBinary(inspectLibTorchDir(dir, 'LIBTORCH'), real)).toMatchObject({ ok: false, why: expect.stringMatching(/links lib\w+\.so\.1\.13, which .* does not provide/) });
+    const dir = fakeLibTorch(join(tempDir('rs-names-'), 'lt'), `${MM}.1+cpu`);
+    expect(checkBinary(inspectLibTorchDir(dir, 'LIBTORCH'), real)).toMatchObject({
+      ok: false, why: expect.stringMatching(new RegExp(`links lib\\w+\\.so\\.${mmRe}, which .* does not provide`)),
+    });
   });
 
   it('probes a binary in a child process: a working one reports its build', () => {
     const c = checkBinary(system, real);
     const r = probeBinary(real.path, c.ok ? c.preload : []);
-    expect(r).toMatchObject({ ok: true, info: { variant: 'cpu', torchVersion: '1.13.0' } });
+    expect(r).toMatchObject({ ok: true, info: { variant: 'cpu', torchVersion: expect.stringMatching(new RegExp(`^${mmRe}\\.\\d+$`)) } });
   });
 
   it('probes a binary in a child process: a crashing one kills the child, not us', () => {

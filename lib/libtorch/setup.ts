@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { explainBinary } from '../../binding/index.js';
+import { describeKernelSettings, explainBinary, kernelCheckFor } from '../../binding/index.js';
 import { BUILDS, DEFAULT_MIRROR, LIBTORCH_VERSION, PINNED_SHA256, libtorchUrl, pinnedShaForArchive } from './constants.js';
 import {
   SOURCE_TITLE, defaultPythons, describeLibTorch, detectNvidiaDriver, findLibTorch, fixesText, formatResolution,
@@ -90,6 +90,13 @@ export async function runSetupCommand(argv: string[], io: { out?: (s: string) =>
       out(`Using: ${describeLibTorch(res.chosen)} (from ${SOURCE_TITLE[res.chosen.source]})`);
       if (res.chosen.libDir !== join(res.chosen.root, 'lib')) out(`       libraries in ${res.chosen.libDir}`);
       out(report.text);
+      if (report.ok) {
+        const k = kernelCheckFor(res.chosen, env);
+        if (k) {
+          out(`Kernel self-check: ${describeKernelSettings(k)}`);
+          if (k.status !== 'passed' && k.status !== 'skipped') for (const a of k.attempts) out(`  - ${a}`);
+        }
+      }
       if (res.chosen.versionFrom !== 'build-version')
         out('Note: versions are compared as major.minor (Debian\'s 1.13.1 packages report 1.13.0, Python builds add suffixes).');
     } else {

@@ -118,7 +118,7 @@ const S_IFLNK = 0o120000;
 function landing(path: string, depth = 0): string {
   if (depth > 40) throw zipError(`too many levels of links at ${path}`);
   const parts = path.split(sep).filter(Boolean);
-  let cur = sep;
+  let cur: string = sep;
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
     if (part === '.') continue;

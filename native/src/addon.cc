@@ -7,6 +7,7 @@
 #include "objects/model_wrap.h"
 #include "objects/session_wrap.h"
 #include "process.h"
+#include "selfcheck.h"
 
 namespace rs {
 
@@ -29,6 +30,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("tensorStats", Napi::Function::New(env, TensorStats));
   exports.Set("stopJobsForExit", Napi::Function::New(env, StopJobsForExitJs));
+  exports.Set("kernelCheckCases", Napi::Function::New(env, KernelCheckCasesJs));
+  exports.Set("kernelCheckRun", Napi::Function::New(env, KernelCheckRunJs));
+  exports.Set("setTensorExprFuser", Napi::Function::New(env, SetTensorExprFuserJs));
+  exports.Set("getTensorExprFuser", Napi::Function::New(env, GetTensorExprFuserJs));
   return exports;
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -31,11 +32,21 @@ std::vector<int64_t> SampleDims(const torch::Tensor& t) {
   return dims;
 }
 
-// Autocast for the forward/backward only; restores the previous state on scope exit.
+// Autocast for the forward/backward only; restores the previous state on scope exit. LibTorch
+// 2.4 replaced the per-device functions (deprecated, a warning on every call) by ones that take
+// the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define RS_AUTOCAST_BY_DEVICE_TYPE 1
+#endif
 class AutocastScope {
  public:
   AutocastScope(bool on, const torch::Device& dev) : on_(on), cuda_(dev.is_cuda()) {
     if (!on_) return;
+#ifdef RS_AUTOCAST_BY_DEVICE_TYPE
+    prev_ = at::autocast::is_autocast_enabled(type());
+    at::autocast::set_autocast_dtype(type(), at::kBFloat16);
+    at::autocast::set_autocast_enabled(type(), true);
+#else
     if (cuda_) {
       prev_ = at::autocast::is_enabled();
       at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -45,14 +56,20 @@ class AutocastScope {
       at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
       at::autocast::set_cpu_enabled(true);
     }
+#endif
   }
   ~AutocastScope() {
     if (!on_) return;
+#ifdef RS_AUTOCAST_BY_DEVICE_TYPE
+    at::autocast::set_autocast_enabled(type(), prev_);
+#else
     if (cuda_) at::autocast::set_enabled(prev_); else at::autocast::set_cpu_enabled(prev_);
+#endif
     at::autocast::clear_cache();
   }
 
  private:
+  at::DeviceType type() const { return cuda_ ? at::kCUDA : at::kCPU; }
   bool on_, cuda_, prev_ = false;
 };
 

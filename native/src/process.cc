@@ -35,12 +35,23 @@ bool gCounting = false;
 
 class CountingCpuAllocator final : public c10::Allocator {
  public:
+// c10 2.3 made allocate() non-const and added copy_data() (pure virtual).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define RS_ALLOCATOR_2_3 1
+#endif
+#ifdef RS_ALLOCATOR_2_3
+  c10::DataPtr allocate(size_t n) override {
+#else
   c10::DataPtr allocate(size_t n) const override {
+#endif
     void* p = c10::alloc_cpu(n);
     if (p) Count(p, +1);
     return {p, p, &Free, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }
+#ifdef RS_ALLOCATOR_2_3
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#endif
 
  private:
   static void Count(void* p, int sign) {
