@@ -58,17 +58,22 @@ export function withPreviews(clf: Classifier, o: PreviewOptions): Classifier {
     if (signal?.aborted) throw aborted();
     await o.onPreview({ step: 0, total, images: options.x0 });
     const session = await clf.session(rest);
-    const t0 = performance.now();
-    for (let t = 1; t <= total; t++) {
-      if (signal?.aborted) throw aborted();
-      const losses = await session.step();
-      if (onProgress && (t % progressEvery === 0 || t === total)) {
-        onProgress({ step: t, total, loss: losses.reduce((a, b) => a + b, 0) / losses.length, elapsedMs: performance.now() - t0 });
+    try {
+      const t0 = performance.now();
+      for (let t = 1; t <= total; t++) {
+        if (signal?.aborted) throw aborted();
+        const losses = await session.step();
+        if (onProgress && (t % progressEvery === 0 || t === total)) {
+          onProgress({ step: t, total, loss: losses.reduce((a, b) => a + b, 0) / losses.length, elapsedMs: performance.now() - t0 });
+        }
+        if (shows.has(t)) await o.onPreview({ step: t, total, images: await session.current(), losses });
       }
-      if (shows.has(t)) await o.onPreview({ step: t, total, images: await session.current(), losses });
+      if (signal?.aborted) throw aborted();
+      return await session.finish();
+    } finally {
+      // Cancelled, timed out or failed: free the run now, not at garbage collection (a no-op after finish()).
+      await session.dispose();
     }
-    if (signal?.aborted) throw aborted();
-    return session.finish();
   };
   return new Proxy(clf, {
     get(target, prop) {

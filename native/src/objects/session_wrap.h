@@ -16,6 +16,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   static Napi::Function Class(Napi::Env env);
   explicit SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {}
 
+  // Both are let go by finish() (the run) and dispose() (both), so that a session object JS
+  // still holds keeps neither the iterate nor the model's weights alive.
   std::shared_ptr<Model> model;
   std::shared_ptr<PgdRun> run;
 
@@ -23,6 +25,11 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value Current(const Napi::CallbackInfo& info);
   Napi::Value Finish(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // Throws ERR_DISPOSED after dispose(), ERR_BAD_INPUT after finish().
+  void CheckOpen(Napi::Env env) const;
+
+  bool disposed_ = false;
 };
 
 }  // namespace rs
