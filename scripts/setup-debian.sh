@@ -12,7 +12,7 @@
 # docs/queue.md); test/queue.test.ts and bench/queue.ts start their own from this binary (the
 # package's own service on 127.0.0.1:6379 is not used by them).
 # chromium: the browser test of the web playground (`robust-synth serve`): test/serve.test.ts
-# drives /usr/bin/chromium with playwright-core, and skips its browser part without it.
+# drives /usr/bin/chromium with playwright-core, and fails without it (RS_SKIP_BROWSER=1 skips it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
