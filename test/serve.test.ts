@@ -6,7 +6,7 @@
 // The browser tests need /usr/bin/chromium (or RS_CHROMIUM=PATH); without it they FAIL. Set
 // RS_SKIP_BROWSER=1 to skip them on purpose (docs/playground.md, "Tests").
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -75,6 +75,19 @@ describe('previews', () => {
     } finally {
       await clf.dispose();
       setThreads('auto');
+    }
+  });
+});
+
+describe('lib/serve, as a room of its own', () => {
+  it('keeps every file under 400 lines and imports nothing from lib/cli', () => {
+    const dir = join(ROOT, 'lib', 'serve');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(files).toEqual(expect.arrayContaining(['guards.ts', 'uploads.ts', 'routes-jobs.ts', 'routes-models.ts', 'result-page.ts', 'server.ts']));
+    for (const f of files) {
+      const text = readFileSync(join(dir, f), 'utf8');
+      expect(text.split('\n').length, f).toBeLessThanOrEqual(400);
+      expect(text, f).not.toMatch(/from '\.\.\/cli\//);
     }
   });
 });
