@@ -15,6 +15,9 @@ import { netteColumns, verdict } from '../lib/study/judge.js';
 import { PartStore, stableJson } from '../lib/study/parts/store.js';
 import { planStudy, type StudyOptions } from '../lib/study/plan.js';
 import { REFERENCE_224 } from '../lib/tasks/common.js';
+import { psnr } from '../lib/eval/metrics.js';
+import { readImage } from '../lib/images.js';
+import { defaultHole, holeMask } from '../lib/tasks/inpaint.js';
 import { makeImagenette } from './fixtures/imagenette.js';
 import { python, tempDir } from './helpers.js';
 
@@ -113,6 +116,82 @@ describe('robust-synth study', () => {
     expect(report.seeds).toMatchObject({ cached: false, factor: 4 });
     expect(report.seeds.sampler).toMatch(/^low-rank/);
     expect(existsSync(join(out, 'seeds', 'imagenette-224.seeds'))).toBe(true);
+  });
+
+  it("says who judged each row (each model the other's images, both the baselines), and each figure is what its images' verdicts give", async () => {
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    const name = (role: string) => JSON.parse(readFileSync(join(models, `${role}.json`), 'utf8')).name as string;
+    const label = (role: string) => `${role} (${name(role)})`;
+    const part = (p: string) => JSON.parse(readFileSync(join(out, 'parts', `${p}.json`), 'utf8')) as { rows: any[]; items: any[] };
+    const share = (items: any[], ok: (it: any) => boolean) => Math.round((items.filter(ok).length / items.length) * 1e4) / 1e4;
+    const other = (role: string) => (role === 'robust' ? 'standard' : 'robust');
+
+    // Generation: the robust model's images judged by the standard one, and the other way round.
+    for (const p of ['generate-robust-uniform', 'generate-robust-normal', 'generate-robust-mvn', 'generate-standard-mvn']) {
+      const { rows, items } = part(p);
+      const row = rows[0];
+      expect(row.judge, p).toBe(label(other(row.model)));
+      expect(p.startsWith(`generate-${row.model}-`)).toBe(true);
+      expect(items).toHaveLength(3);
+      expect(row.images).toBe(3);
+      expect(row.judgeAgreement, p).toBe(share(items, (it) => it.judge === it.class));
+      expect(row.selfAgreement, p).toBe(share(items, (it) => it.self === it.class));
+      expect(row.seedJudgeAgreement, p).toBe(share(items, (it) => it.seedJudge === it.class));
+      expect(row.gain, p).toBeCloseTo(row.judgeAgreement - row.seedJudgeAgreement, 4);
+      expect(row.perClass.map((c: any) => [c.class, c.judgeAgreement])).toEqual(items.map((it) => [it.class, it.judge === it.class ? 1 : 0]));
+      expect(report.sections.generate.rows).toContainEqual(row);
+    }
+
+    // Restoration: the baselines judged by both models, each model's result by the other one.
+    const hole = holeMask(defaultHole(224, 224), 224, 224).data;
+    const read = (f: string) => readImage(join(out, f), { channels: 3, height: 224, width: 224 });
+    for (const [key, prefix, tags] of [['inpaint', 'inpaint', ['mean-fill', 'diffusion-fill']], ['superResolve', 'super-resolve', ['nearest', 'bicubic']]] as const) {
+      const rows = report.sections[key].rows;
+      expect(rows.map((r: any) => [r.method.replace(/ \(.*$/, ''), r.judge])).toEqual([
+        [tags[0].replace('-', ' '), label('robust')],
+        [tags[0].replace('-', ' '), label('standard')],
+        [tags[1].replace('-', ' '), label('robust')],
+        [tags[1].replace('-', ' '), label('standard')],
+        ['robust', label('standard')],
+        ['standard', label('robust')],
+      ]);
+      const base = part(`${prefix}-baselines`);
+      expect(base.rows).toEqual(rows.slice(0, 4));
+      for (const r of base.rows) {
+        const tag = tags.find((t) => r.method.startsWith(t.replace('-', ' ')))!;
+        const role = r.judge.split(' ')[0];
+        expect(r.judgeAccuracy, `${key} ${r.method} ${role}`).toBe(share(base.items, (it) => it[`${tag}Judge`][role] === it.class));
+      }
+      // PSNR of the baselines, recomputed from the PNGs (8-bit: within half a dB), over the hole when inpainting.
+      for (const tag of tags) {
+        const got = [];
+        for (const it of base.items) got.push(psnr(await read(it[tag]), await read(it.original), 0, key === 'inpaint' ? hole : undefined));
+        const row = base.rows.find((r) => r.method.startsWith(tag.replace('-', ' ')))!;
+        expect(row.psnr, `${key} ${tag}`).toBeCloseTo(got.reduce((a, b) => a + b, 0) / got.length, 0);
+      }
+      for (const role of ['robust', 'standard']) {
+        const { rows: [row], items } = part(`${prefix}-${role}`);
+        expect(row.judge).toBe(label(other(role)));
+        expect(row.judgeAccuracy, `${key} ${role}`).toBe(share(items, (it) => it.judge === it.class));
+        expect(row.selfAccuracy, `${key} ${role}`).toBe(share(items, (it) => it.self === it.class));
+      }
+    }
+
+    // Translation: judged by the other model, toward the target and from the source.
+    for (const role of ['robust', 'standard']) {
+      const { rows: [row], items } = part(`translate-${role}`);
+      expect(row.judge).toBe(label(other(role)));
+      expect(row.pairs).toBe(items.length);
+      expect(items.map((it) => [it.from, it.to])).toEqual([['tench', 'English springer'], ['English springer', 'cassette player'], ['cassette player', 'tench']]);
+      expect(row.judgeTargetAgreement).toBe(share(items, (it) => it.judge === it.to));
+      expect(row.judgeSourceAgreement).toBe(share(items, (it) => it.judge === it.from));
+      expect(row.selfTargetAgreement).toBe(share(items, (it) => it.self === it.to));
+      expect(row.meanL2).toBeCloseTo(items.reduce((a, it) => a + it.l2, 0) / items.length, 2);
+      for (const it of items) {
+        expect(it.l2).toBeGreaterThan(0); // each translation moved its source
+        expect(it.l2).toBeLessThanOrEqual(row.eps + 1e-3);
+      }
+    }
   });
 
   it('labels everything with Imagenette names', () => {
@@ -289,6 +368,39 @@ describe('study pieces', () => {
       expect(await todo({ batch: 8 })).toHaveLength(12);
     } finally {
       setThreads(before.mode === 'auto' ? 'auto' : before.current);
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('who judges: the other model without --judge, the third model for every part with it', async () => {
+    const root = tempDir('rs-study-judge-');
+    for (const m of ['robust', 'standard', 'judge']) writeFileSync(join(root, `${m}.pt`), `${m} weights`);
+    await makeImagenette(join(root, 'data'), { classes: 2, train: 2, val: 2, width: 32, height: 24 });
+    const base = { robust: join(root, 'robust.pt'), standard: join(root, 'standard.pt'), data: join(root, 'data'), out: join(root, 'out'), quick: true, device: 'cpu' as const };
+    try {
+      const cross = await planStudy(base);
+      const third = await planStudy({ ...base, judge: join(root, 'judge.pt') });
+      const sha = (p: Awaited<ReturnType<typeof planStudy>>, role: 'robust' | 'standard' | 'judge') => p.ids[role]!.sha256;
+      expect(new Set([sha(third, 'robust'), sha(third, 'standard'), sha(third, 'judge')]).size).toBe(3);
+      const judges = (p: Awaited<ReturnType<typeof planStudy>>) =>
+        Object.fromEntries(p.parts.map((x) => [x.name, (x.key as { judge?: string; judges?: string[] }).judge ?? (x.key as { judges: string[] }).judges]));
+      expect(judges(cross)).toEqual({
+        'generate-robust-uniform': sha(cross, 'standard'),
+        'generate-robust-normal': sha(cross, 'standard'),
+        'generate-robust-mvn': sha(cross, 'standard'),
+        'generate-standard-mvn': sha(cross, 'robust'),
+        'inpaint-baselines': [sha(cross, 'robust'), sha(cross, 'standard')],
+        'inpaint-robust': sha(cross, 'standard'),
+        'inpaint-standard': sha(cross, 'robust'),
+        'super-resolve-baselines': [sha(cross, 'robust'), sha(cross, 'standard')],
+        'super-resolve-robust': sha(cross, 'standard'),
+        'super-resolve-standard': sha(cross, 'robust'),
+        'translate-robust': sha(cross, 'standard'),
+        'translate-standard': sha(cross, 'robust'),
+      });
+      for (const [p, j] of Object.entries(judges(third))) expect(j, p).toEqual(p.endsWith('-baselines') ? [sha(third, 'judge')] : sha(third, 'judge'));
+      expect([third.context.judgeOf('robust'), third.context.judgeOf('standard'), ...third.context.baselineJudges]).toEqual(['judge', 'judge', 'judge']);
+    } finally {
       rmSync(root, { recursive: true, force: true });
     }
   });
