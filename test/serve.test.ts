@@ -325,6 +325,28 @@ describe('the server beyond loopback, and under misuse', () => {
     expect((await raw(pg.port, 'GET', '/api/queue', { authorization: `Bearer ${pg.token}` })).status).toBe(200);
   });
 
+  it('--no-token (loopback only) still gives each page load its own session, and refuses bad --allowed-host values', async () => {
+    await expect(startPlayground({ port: 0, allowedHosts: ['a/b'] })).rejects.toMatchObject({ code: 'ERR_BAD_INPUT' });
+    const open = await startPlayground({ port: 0, token: false, allowedHosts: ['pg.test'] });
+    try {
+      expect(open.token).toBeUndefined();
+      expect(open.openUrl).toBe(`${open.url}/`);
+      const page = await raw(open.port, 'GET', '/');
+      expect(page.status).toBe(200);
+      const mine = { cookie: String(page.headers['set-cookie']).split(';')[0]! };
+      expect(String(page.headers['set-cookie'])).toContain('HttpOnly');
+      expect((await raw(open.port, 'GET', '/api/queue')).status, 'no token to ask for').toBe(200);
+      expect((await raw(open.port, 'GET', '/api/queue', { host: 'rebind.example' })).status, 'the Host check stays').toBe(403);
+      expect((await raw(open.port, 'GET', '/api/queue', { host: `pg.test:${open.port}` })).status, 'an allowed name').toBe(200);
+      const job = JSON.parse((await raw(open.port, 'POST', '/api/jobs', { ...mine, 'content-type': 'application/json' }, JSON.stringify({ model: 'fashion-robust', task: 'generate', class: 1, seed: 'uniform', iterations: 3, previews: 0 }))).body);
+      expect((await raw(open.port, 'GET', `/api/jobs/${job.id}`, mine)).status).toBe(200);
+      expect((await raw(open.port, 'GET', `/api/jobs/${job.id}`)).status, 'a request without the cookie is another client').toBe(404);
+      await raw(open.port, 'POST', `/api/jobs/${job.id}/cancel`, mine);
+    } finally {
+      await open.close();
+    }
+  });
+
   it('gives each client its own jobs and uploads: unguessable ids, another client gets 404', async () => {
     const a = as(await newClient(pg));
     const b = as(await newClient(pg));
