@@ -30,11 +30,5 @@ export function readRedisFlags(values: Values): RedisFlags {
   return { url, queue, connection };
 }
 
-/** A duration for humans: 850 ms, 12 s, 3 min 20 s, 1 h 5 min. */
-export function duration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
+/** A duration for humans (lib/progress.ts). */
+export { formatDuration as duration } from '../progress.js';

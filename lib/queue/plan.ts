@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { RobustSynthError } from '../errors.js';
+import { IMAGE_FILE } from '../images.js';
 import { slug } from '../manifest.js';
 import { modelsDir, readCard, resolveModel, sha256File, type ModelCard } from '../models.js';
 import type { SeedKind } from '../seeds.js';
@@ -85,7 +86,7 @@ export interface PlannedJob {
   data(): Promise<JobData>;
 }
 
-export const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
+export { IMAGE_FILE };
 
 /** The source files of --image FILE|DIR, as the translate command lists them. */
 export function listImages(src: string): { files: string[]; single: boolean } {

@@ -19,7 +19,8 @@ import { decodeImage, encodePng } from '../images.js';
 import type { SeedKind } from '../seeds.js';
 import { runBatched, type TaskResult, type TaskSettings } from '../tasks/common.js';
 import { defaultSeedsFor } from '../tasks/generate.js';
-import { concat, slice, type ImageBatch } from '../tensor.js';
+import { padRows, padTargets } from '../tasks/pad.js';
+import { concat, type ImageBatch } from '../tensor.js';
 import { Batcher, type Group, type Item } from './batcher.js';
 import { jobSeeds } from './job-seeds.js';
 import {
@@ -191,22 +192,18 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
   ): Promise<((record: (item: Item, result: JobResult) => void) => Promise<void>) | undefined> {
     const first = live[0]!.item.data;
     const real = live.reduce((a, l) => a + l.x0.shape[0], 0);
-    // Pad to exactly B rows with copies of the first: every image is computed at batch size B,
-    // whatever else was waiting, so its result does not depend on which worker or batch ran it.
-    const parts = live.map((l) => l.x0);
-    const targets: number[] = live.flatMap((l) => Array<number>(l.x0.shape[0]).fill(l.target));
-    for (let k = real; k < B; k++) {
-      parts.push(slice(live[0]!.x0, 0, 1));
-      targets.push(live[0]!.target);
-    }
-    const x0 = concat(parts);
+    // Padded to exactly B rows with copies of the first, as the single-machine runBatched pads
+    // (lib/tasks/pad.ts): every image is computed at batch size B, whatever else was waiting, so
+    // its result does not depend on which worker or batch ran it.
+    const x0 = padRows(concat(live.map((l) => l.x0)), real, B);
+    const targets = padTargets(Int32Array.from(live.flatMap((l) => Array<number>(l.x0.shape[0]).fill(l.target))), B);
     const s = first.settings;
     const settings: TaskSettings = { eps: s.eps, step: s.step, iterations: s.iterations, constraint: s.constraint, useBest: s.useBest };
     log(`batch start: ${live.length} job(s), ${real} image(s) in ${B} rows, ${first.task} on ${first.model}`);
     const t0 = performance.now();
     let r;
     try {
-      r = await runBatched(first.task, { classifier: clf, bf16: s.bf16, batch: B }, settings, x0, Int32Array.from(targets));
+      r = await runBatched(first.task, { classifier: clf, bf16: s.bf16, batch: B }, settings, x0, targets);
     } catch (e) {
       for (const l of live) l.item.reject(e);
       return undefined;

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { RobustSynthError } from '../../errors.js';
-import { duration, readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { formatDuration as duration, progressLine as renderProgress } from '../../progress.js';
+import { readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
 import { SUBMISSION_ID } from '../../queue/keys.js';
 import { checkRedis } from '../../queue/redis.js';
 import {
@@ -62,32 +63,21 @@ function shapeFlag(values: Values): [number, number, number] | undefined {
   return parts as [number, number, number];
 }
 
-/** The whole set on one line: a bar on a terminal, a line every 10 % (and at least every 30 s) elsewhere. */
-function progressLine(stream: NodeJS.WriteStream = process.stderr): { update: (p: SubmitProgress) => void; done: () => void } {
-  const tty = stream.isTTY;
-  let lastPct = -1;
-  let lastAt = 0;
+/** The whole set on one line (lib/progress.ts): a bar on a terminal, a line every 10 % (and at least every 30 s) elsewhere. */
+function progressLine(label: string): { update: (p: SubmitProgress) => void; done: () => void } {
+  const line = renderProgress(label, { width: 24 });
   return {
     update(p) {
       const todo = p.total - p.skipped;
-      const pct = todo ? Math.floor(((p.done + p.failed) / todo) * 100) : 100;
+      const pct = todo ? ((p.done + p.failed) / todo) * 100 : 100;
       const workers = p.workers.slice(0, 4).map((w) => `${w.worker} ${w.rate.toFixed(1)}/s`).join(', ');
-      const text =
+      line.update(
+        pct,
         `${p.done + p.skipped}/${p.total} done${p.skipped ? ` (${p.skipped} before)` : ''}, ${p.failed} failed, ${p.rate.toFixed(1)} img/s` +
-        `${p.etaMs !== undefined && p.pending ? `, ETA ${duration(p.etaMs)}` : ''}${workers ? ` | ${workers}${p.workers.length > 4 ? ', ...' : ''}` : ''}`;
-      if (tty) {
-        const width = 24;
-        const fill = Math.round((Math.min(100, pct) / 100) * width);
-        stream.write(`\r\x1b[2Ksubmit [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${text}`);
-      } else if (pct >= lastPct + 10 || Date.now() - lastAt > 30_000 || (pct === 100 && lastPct !== 100)) {
-        lastPct = pct;
-        lastAt = Date.now();
-        stream.write(`submit: ${pct}% ${text}\n`);
-      }
+          `${p.etaMs !== undefined && p.pending ? `, ETA ${duration(p.etaMs)}` : ''}${workers ? ` | ${workers}${p.workers.length > 4 ? ', ...' : ''}` : ''}`,
+      );
     },
-    done() {
-      if (tty) stream.write('\n');
-    },
+    done: () => line.done(),
   };
 }
 
@@ -97,7 +87,7 @@ export async function follow(values: Values, jobs: PlannedJob[], what: string, s
   const attempts = collectOnly ? undefined : is.integer('attempts', numberFlag(values, 'attempts'), { min: 1, max: 100 });
   if (!collectOnly) await checkRedis(redis.connection, redis.url);
   for (const s of skippedFiles) console.error(`skipped ${s.path}: ${s.reason}`);
-  const bar = progressLine();
+  const bar = progressLine(collectOnly ? 'collect' : 'submit');
   let summary: SubmitSummary;
   const ac = new AbortController();
   const stop = () => ac.abort();
