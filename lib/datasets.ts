@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { packageRoot } from '../binding/root.js';
 import { RobustSynthError } from './errors.js';
 import { isImageFile, readImage } from './images.js';
 import type { ImageBatch } from './tensor.js';
@@ -15,10 +16,33 @@ export interface LabeledImages {
   skipped: Array<{ path: string; reason: string }>;
 }
 
+/** Where Fashion-MNIST is read from by default: Debian's dataset-fashion-mnist package. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+/** An environment variable naming another directory that holds Fashion-MNIST's four .gz files. */
+export const FASHION_MNIST_ENV = 'ROBUST_SYNTH_FASHION_MNIST';
 export const FASHION_CLASSES = [
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
 ];
+
+/** How many Fashion-MNIST test images the package ships (assets/fashion-mnist): the first ones, in order. */
+export const FASHION_EXAMPLES = 500;
+
+/** Where the shipped Fashion-MNIST test images are (built by scripts/make-fashion-examples.ts). */
+export function fashionExamplesDir(): string {
+  return join(packageRoot(), 'assets', 'fashion-mnist');
+}
+
+/**
+ * The first `limit` (at most {@link FASHION_EXAMPLES}) Fashion-MNIST test images, from the copy
+ * the package ships: what the demo and the playground's examples need, with no data set
+ * installed. Equal to `readFashionMnist('test', { limit })`.
+ */
+export function readFashionExamples(limit = FASHION_EXAMPLES): LabeledImages {
+  if (!Number.isInteger(limit) || limit < 1 || limit > FASHION_EXAMPLES) {
+    throw new RobustSynthError('ERR_BAD_INPUT', `the package ships ${FASHION_EXAMPLES} Fashion-MNIST test images; asked for ${limit} (readFashionMnist reads the whole data set)`);
+  }
+  return readFashionMnist('test', { dir: fashionExamplesDir(), limit });
+}
 
 /** Imagenette's WordNet-id folders and their ImageNet class indices. */
 export const IMAGENETTE: ReadonlyArray<{ wnid: string; index: number; name: string }> = [
@@ -38,7 +62,7 @@ function readIdx(path: string): { dims: number[]; data: Uint8Array } {
   if (!existsSync(path)) {
     throw new RobustSynthError(
       'ERR_BAD_INPUT',
-      `${path} not found; on Debian install the data set with: apt-get install dataset-fashion-mnist`,
+      `${path} not found; on Debian install the data set with: apt-get install dataset-fashion-mnist (or set ${FASHION_MNIST_ENV} to a directory holding its .gz files)`,
     );
   }
   const raw = gunzipSync(readFileSync(path));
@@ -52,7 +76,7 @@ function readIdx(path: string): { dims: number[]; data: Uint8Array } {
  * @param options.offset, options.limit pick a contiguous range (test sets are shuffled already).
  */
 export function readFashionMnist(split: 'train' | 'test', options: { dir?: string; offset?: number; limit?: number } = {}): LabeledImages {
-  const dir = options.dir ?? FASHION_MNIST_DIR;
+  const dir = options.dir ?? (process.env[FASHION_MNIST_ENV] || FASHION_MNIST_DIR);
   const prefix = split === 'train' ? 'train' : 't10k';
   const img = readIdx(join(dir, `${prefix}-images-idx3-ubyte.gz`));
   const lab = readIdx(join(dir, `${prefix}-labels-idx1-ubyte.gz`));

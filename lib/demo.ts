@@ -3,11 +3,10 @@
  * beside standard, written as one gallery (PNG grids + index.html). No argument, no network.
  */
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { Classifier } from './classifier.js';
-import { progressReporter } from './progress.js';
-import { readFashionMnist } from './datasets.js';
+import { Classifier, type Device } from './classifier.js';
+import { progressReporter, type ProgressReporter } from './progress.js';
+import { readFashionExamples } from './datasets.js';
 import { gridPng, writeFileAtomic } from './images.js';
 import { SEED_KINDS, type SeedKind } from './seeds.js';
 import type { TaskResult } from './tasks/common.js';
@@ -22,8 +21,9 @@ import { representation, spreadUnits, visualizeFeature } from './tasks/visualize
 import { sketchFromImage } from './sketch.js';
 import { columnMax, median } from './eval/metrics.js';
 import { concat, slice, type ImageBatch } from './tensor.js';
+import * as is from './validate.js';
 
-interface Panel {
+export interface Panel {
   title: string;
   caption: string;
   /** model name -> file */
@@ -48,12 +48,43 @@ function agreement(r: TaskResult): string {
   return `${hit}/${r.targets.length} classified as the target by the model itself`;
 }
 
-export async function runDemo(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: 'robust-synth-demo' }, count: { type: 'string', default: '6' }, device: { type: 'string', default: 'auto' } } });
-  const out = resolve(values.out);
-  const count = Number(values.count);
-  const models = [await Classifier.load('fashion-robust', { device: values.device as 'auto' }), await Classifier.load('fashion-standard', { device: values.device as 'auto' })];
-  const test = readFashionMnist('test', { limit: 1000 });
+export interface DemoOptions {
+  /** The gallery's directory (created if absent). */
+  out: string;
+  /** Generated images per class and seed kind (default 6). */
+  count?: number;
+  device?: Device;
+  /** Reports each step's progress (default: lines on stderr). */
+  progress?: (label: string) => ProgressReporter;
+}
+
+export interface DemoResult {
+  /** index.html in `out`. */
+  index: string;
+  seconds: number;
+  panels: Panel[];
+}
+
+/**
+ * Every task on the embedded robust and standard models, as one gallery in `out`. Needs no
+ * data set: its images are the Fashion-MNIST test images the package ships.
+ */
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const out = resolve(o.out);
+  const count = is.integer('count', o.count ?? 6, { min: 1 });
+  const device = o.device ?? 'auto';
+  const progress = o.progress ?? progressReporter;
+  const models: Classifier[] = [];
+  try {
+    for (const name of ['fashion-robust', 'fashion-standard']) models.push(await Classifier.load(name, { device }));
+    return await gallery(out, count, models, progress);
+  } finally {
+    for (const m of models) await m.dispose();
+  }
+}
+
+async function gallery(out: string, count: number, models: Classifier[], progressReporter: (label: string) => ProgressReporter): Promise<DemoResult> {
+  const test = readFashionExamples();
   const ex = examplesPerClass(test.images, test.labels, 10);
   const translateTo = Int32Array.from(ex.labels, (y) => [3, 0, 4, 0, 2, 7, 3, 9, 1, 5][y]!); // T-shirt->Dress, Trouser->T-shirt, ...
   const panels: Panel[] = [];
@@ -71,7 +102,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const pf = panel('Paint with features', "Rows: original, then the model's strongest unit painted into the centre (14x14) while the rest is held in place.");
   const iv = panel('Representation inversion', "Rows: target, inverted from noise, a start image of another class, inverted from it.");
   const sk = panel('Sketch to image', 'Rows: original, its sketch (Sobel edges, thresholded, white on black as Fashion-MNIST draws garments), the result toward the original\'s class.');
-  const real = slice(test.images, 0, 1000);
+  const real = test.images;
   const sketches = sketchFromImage(ex.images, { invert: false });
   const otherStarts = concat(Array.from(ex.labels, (_, i) => slice(ex.images, (i + 1) % 10, (i + 1) % 10 + 1)));
 
@@ -105,7 +136,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     writeFileAtomic(join(out, `${name}-translate.png`), await gridPng([ex.images, rt.images], { columns: 10, scale: 3 }));
     tr.files[name] = `${name}-translate.png`;
     tr.notes[name] = agreement(rt);
-    // The feature tasks. The scale of a unit: its largest value on 1,000 real test images.
+    // The feature tasks. The scale of a unit: its largest value on the shipped real test images.
     const unitMax = columnMax(await representation(clf, real));
     const d = unitMax.length;
     const units = spreadUnits(clf, 8, d);
@@ -131,13 +162,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     sk.files[name] = `${name}-sketch-to-image.png`;
     sk.notes[name] = agreement(rk);
   }
-  for (const m of models) await m.dispose();
   writeFileAtomic(join(out, 'comparison-mvn.png'), await sideBySide(models.map((m) => join(out, gens.mvn.files[m.name]!))));
   const seconds = (performance.now() - t0) / 1000;
   writeFileAtomic(join(out, 'index.html'), galleryHtml(panels, models.map((m) => m.name), seconds));
   writeFileAtomic(join(out, 'gallery.json'), JSON.stringify({ seconds, panels }, null, 2) + '\n');
-  console.log(`demo gallery written to ${join(out, 'index.html')} (${seconds.toFixed(0)} s)`);
-  return 0;
+  return { index: join(out, 'index.html'), seconds, panels };
 }
 
 /** The same panel for each model, left to right, as one PNG (the README's picture). */

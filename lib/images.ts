@@ -32,7 +32,7 @@ export async function readImage(path: string, o: ReadOptions): Promise<ImageBatc
   try {
     return await decode(sharp(path, { failOn: 'truncated' }), o);
   } catch (e) {
-    throw new RobustSynthError('ERR_BAD_IMAGE', `cannot read image ${path}: ${(e as Error).message}`, { cause: e });
+    throw new RobustSynthError('ERR_BAD_IMAGE', `cannot read image ${path}: ${decodeFailure(e)}`, { cause: e });
   }
 }
 
@@ -41,8 +41,20 @@ export async function decodeImage(bytes: Buffer, o: ReadOptions): Promise<ImageB
   try {
     return await decode(sharp(bytes, { failOn: 'truncated' }), o);
   } catch (e) {
-    throw new RobustSynthError('ERR_BAD_IMAGE', `cannot decode image: ${(e as Error).message}`, { cause: e });
+    throw new RobustSynthError('ERR_BAD_IMAGE', `cannot decode image: ${decodeFailure(e)}`, { cause: e });
   }
+}
+
+/**
+ * A decoder's error as one line: libvips repeats its lines and prefixes them with its loader's
+ * name, and sharp ends "Input file has corrupt header:" at the colon when libvips says no more.
+ */
+function decodeFailure(e: unknown): string {
+  const raw = String((e as Error)?.message ?? e);
+  const lines = [...new Set(raw.split('\n').map((l) => l.replace(/\bVips\w+:\s*/g, '').trim()).filter(Boolean))];
+  const text = lines.join('; ').replace(/:\s*$/, '');
+  if (/corrupt header$/.test(text)) return `${text} (the file is cut short, damaged, or not an image)`;
+  return text || 'the decoder gave no reason';
 }
 
 async function decode(img: Sharp, { channels, height, width }: ReadOptions): Promise<ImageBatch> {

@@ -59,10 +59,10 @@ export function resolveModel(nameOrPath: string, dirs: string[] = []): ResolvedM
   throw new RobustSynthError(
     'ERR_MODEL_NOT_FOUND',
     looksLikePath
-      ? `model file not found: ${candidates[0]}`
+      ? `model file not found: ${candidates[0]} (robust-synth models lists the models found by name)`
       : `no model named '${nameOrPath}' (looked in ${candidates.join(', ')}); known names: ${listModels(dirs)
           .map((m) => m.name)
-          .join(', ')}`,
+          .join(', ')} (robust-synth models lists them with their cards)`,
   );
 }
 

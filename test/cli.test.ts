@@ -4,12 +4,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { COMMANDS } from '../lib/cli/index.js';
+import { closest, COMMANDS } from '../lib/cli/index.js';
 import { joinNegativeValues } from '../lib/cli/command.js';
 import { buildInfo, readFashionMnist, writePng } from '../lib/index.js';
 import { slice } from '../lib/tensor.js';
 import { cliArgs, cliBadInputs, CLI_MODEL } from './fixtures/bad-inputs.js';
 import { tempDir } from './helpers.js';
+
+const names = () => COMMANDS.map((c) => c.name);
 
 const CLI = join(import.meta.dirname, '../lib/cli/index.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -114,7 +116,7 @@ describe('robust-synth CLI', () => {
     expect(cli([]).status).toBe(1);
   });
 
-  it('bad input: one line that names the flag (or the file), the code, exit code 2 (1 for a model)', async () => {
+  it('bad input: one line that names the flag (or the file), the code, exit code 2 (1 for a model that does not load)', async () => {
     const cases = await cliBadInputs(tempDir('rs-cli-bad-'), { cuda: buildInfo().cudaAvailable });
     const runs = await cliAll(cases.map((c) => cliArgs(c, tempDir())));
     cases.forEach(({ args, code, exit, message }, i) => {
@@ -128,7 +130,15 @@ describe('robust-synth CLI', () => {
     });
     const unknown = cli(['frobnicate']);
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate' \[ERR_BAD_INPUT\]/); // nothing near it
+    const typo = cli(['genrate', '--class', '1']);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toMatch(/unknown command 'genrate'; did you mean 'generate'\? \[ERR_BAD_INPUT\]/);
+    expect(closest('super-reslove', names())).toBe('super-resolve');
+    expect(closest('inpiant', names())).toBe('inpaint');
+    expect(closest('vis', names())).toBe('visualize-feature');
+    expect(closest('model', names())).toBe('models');
+    expect(closest('xyz', names())).toBeUndefined();
   });
 
   it('a negative value reaches validation: joined to its flag, never taken for a flag', () => {
@@ -225,6 +235,15 @@ describe('robust-synth CLI', () => {
     }
     expect(one!.get('img005-to-bag.png')!.loss).toBe(plain!.get('img005-to-bag.png')!.loss);
     expect(readFileSync(join(outs[2]!, 'img005-to-bag.png')).equals(readFileSync(join(outs[0]!, 'img005-to-bag.png')))).toBe(true);
+  });
+
+  it('setup --check names the Pythons it asked once each, also when none is installed', async () => {
+    const { findPythonTorch } = await import('../lib/libtorch/python.js');
+    const none = findPythonTorch(['python3', '/nonexistent/bin/python3'], { PATH: '/nonexistent/bin' });
+    expect(none).toEqual([{ python: 'python3, /nonexistent/bin/python3', problem: 'not found' }]);
+    const r = cli(['setup', '--check']);
+    const pythonLines = r.stdout.split('\n').filter((l) => /python3?[: ]/i.test(l) && /torch|not found/.test(l));
+    expect(new Set(pythonLines).size, r.stdout).toBe(pythonLines.length);
   });
 
   it('models lists the embedded pair with their accuracies', () => {

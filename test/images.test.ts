@@ -39,9 +39,17 @@ describe('image I/O', () => {
     writeFileSync(join(dir, 'garbage.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(300, 7)]));
     writeFileSync(join(dir, 'text.png'), 'hello, not an image');
     mkdirSync(join(dir, 'folder.png'));
-    for (const f of ['trunc.png', 'garbage.jpg', 'text.png', 'folder.png', 'missing.png']) {
-      await expect(readImage(join(dir, f), { channels: 3, height: 32, width: 32 }), f).rejects.toMatchObject({ code: 'ERR_BAD_IMAGE' });
+    writeFileSync(join(dir, 'head.png'), readFileSync(good).subarray(0, 40)); // cut inside the header
+    for (const f of ['trunc.png', 'garbage.jpg', 'text.png', 'folder.png', 'missing.png', 'head.png']) {
+      const err = await readImage(join(dir, f), { channels: 3, height: 32, width: 32 }).then(() => undefined, (e: unknown) => e as Error & { code: string });
+      expect(err, f).toMatchObject({ code: 'ERR_BAD_IMAGE' });
+      // One line that says what is wrong: never a message ending at a colon, nor a decoder's repeated lines.
+      expect(err!.message, f).toContain(join(dir, f));
+      expect(err!.message, f).not.toMatch(/:\s*$|\n/);
+      expect(err!.message, f).not.toMatch(/Vips\w+:/);
     }
+    const head = await readImage(join(dir, 'head.png'), { channels: 3, height: 32, width: 32 }).catch((e: Error) => e.message);
+    expect(head).toMatch(/corrupt header \(.+\)$/);
   });
 
   it('a grid holds every cell at the requested scale', async () => {

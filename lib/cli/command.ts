@@ -164,6 +164,11 @@ export function checkOutFile(path: string, flag = '--out'): string {
   return path;
 }
 
+/** "1 image", "3 images". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 /** A required flag's value. */
 export function required(values: Values, key: string, what: string): string {
   const v = values[key];

@@ -69,6 +69,32 @@ export function reportError(command: string | undefined, e: unknown): void {
   console.error(`\nrobust-synth${command ? ` ${command}` : ''}: ${message}${coded ? ` [${String(err.code)}]` : ''}${detail}`);
 }
 
+/** Edit distance (insertions, deletions, substitutions, and swaps of neighbours). */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known name a mistyped one most likely meant: a close spelling, or the one it starts. */
+export function closest(name: string, names: readonly string[]): string | undefined {
+  const s = name.toLowerCase();
+  const prefix = names.filter((n) => s.length >= 3 && n.startsWith(s));
+  if (prefix.length === 1) return prefix[0];
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.min(3, Math.floor(s.length / 3)));
+  for (const n of names) {
+    const d = distance(s, n);
+    if (d <= bestD && (best === undefined || d < distance(s, best))) [best, bestD] = [n, d];
+  }
+  return best;
+}
+
 /** Runs the command line `argv` (without node and the script); resolves with the exit code, having reported any error. */
 export async function main(argv = process.argv.slice(2)): Promise<number> {
   const [name, ...rest] = argv;
@@ -86,7 +112,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) {
-    console.error(`robust-synth: unknown command '${name}' [ERR_BAD_INPUT]\n\n${USAGE}`);
+    const near = closest(name, COMMANDS.map((c) => c.name));
+    console.error(`robust-synth: unknown command '${name}'${near ? `; did you mean '${near}'?` : ''} [ERR_BAD_INPUT]\n\n${USAGE}`);
     return 2;
   }
   try {

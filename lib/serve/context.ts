@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import { basename, extname, resolve } from 'node:path';
 import { Classifier } from '../classifier.js';
-import { readFashionMnist, type LabeledImages } from '../datasets.js';
+import { FASHION_EXAMPLES, readFashionExamples, readFashionMnist, type LabeledImages } from '../datasets.js';
 import { decodeImage, encodePng } from '../images.js';
 import { listModels, modelsDir, readCard, type ModelCard } from '../models.js';
 import { representationSize, spreadUnits } from '../tasks/visualizeFeature.js';
@@ -17,7 +17,7 @@ import { ModelSlot, Scheduler } from './jobs.js';
 import { MAX_UPLOADS, UploadStore, type Upload } from './uploads.js';
 
 /** Fashion-MNIST test images offered as examples: the first EXAMPLE_POOL, two of each class listed. */
-export const EXAMPLE_POOL = 1000;
+export const EXAMPLE_POOL = FASHION_EXAMPLES; // the test images the package ships
 export const EXAMPLES_PER_CLASS = 2;
 
 export interface ModelEntry {
@@ -95,7 +95,7 @@ export function createContext(options: {
   const readExamples = (): LabeledImages | undefined => {
     if (examples || examplesFailed) return examples;
     try {
-      examples = readFashionMnist('test', { limit: EXAMPLE_POOL, ...(options.fashionMnistDir ? { dir: options.fashionMnistDir } : {}) });
+      examples = options.fashionMnistDir ? readFashionMnist('test', { limit: EXAMPLE_POOL, dir: options.fashionMnistDir }) : readFashionExamples(EXAMPLE_POOL);
     } catch (e) {
       examplesFailed = true;
       logInternal('the Fashion-MNIST examples', e);

@@ -2,7 +2,7 @@
 import { SEED_KINDS } from '../../seeds.js';
 import { generate } from '../../tasks/generate.js';
 import * as is from '../../validate.js';
-import { numberFlag, required, type Command } from '../command.js';
+import { numberFlag, plural, required, type Command } from '../command.js';
 import { slug } from '../../manifest.js';
 import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
@@ -28,7 +28,7 @@ export const generateCommand: Command = {
       const names = Array.from(r.targets, (k, i) => `${slug(run.clf.classes[k]!)}-${seed}-${i}.png`);
       await run.writeResults(r, names, names.map(() => `seed:${seed}`));
       await run.contactSheet();
-      console.log(`wrote ${names.length} images, manifest.json and contact-sheet.png to ${run.dir}`);
+      console.log(`wrote ${plural(names.length, 'image')}, manifest.json and contact-sheet.png to ${run.dir}`);
       return 0;
     });
   },

@@ -15,7 +15,7 @@ import { progressReporter } from '../../progress.js';
 import { translate } from '../../tasks/translate.js';
 import { concat, type ImageBatch } from '../../tensor.js';
 import * as is from '../../validate.js';
-import { required, type Command } from '../command.js';
+import { plural, required, type Command } from '../command.js';
 import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
 /** "a.txt, b.json and 3 more". */
@@ -85,7 +85,7 @@ export const translateCommand: Command = {
       progress.done();
       await run.contactSheet();
       const made = todo.length - failed;
-      console.log(`translated ${made} image${made === 1 ? '' : 's'} to ${clf.classes[target]} in ${dir}${failed ? `; ${failed} skipped` : ''}`);
+      console.log(`translated ${plural(made, 'image')} to ${clf.classes[target]} in ${dir}${failed ? `; ${failed} skipped` : ''}`);
       return failed ? 1 : 0;
     });
   },

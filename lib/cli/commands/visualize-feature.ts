@@ -1,7 +1,7 @@
 /** `robust-synth visualize-feature`: what a unit of the representation encodes (the library's visualizeFeature()). */
 import { basename, extname } from 'node:path';
 import { visualizeFeature, type FeatureTaskResult } from '../../tasks/visualizeFeature.js';
-import { numberFlag, required, type Command } from '../command.js';
+import { numberFlag, plural, required, type Command } from '../command.js';
 import { readTaskFlags, TASK_OPTIONS, withModel } from '../task-command.js';
 
 export const visualizeFeatureCommand: Command = {
@@ -32,7 +32,7 @@ export const visualizeFeatureCommand: Command = {
       await run.writeResults(r, names, names.map(() => image ?? `noise:${randomSeed ?? 0}`));
       await run.contactSheet([r.starts, r.images]);
       for (let i = 0; i < names.length; i++) console.log(`${names[i]}: unit ${r.features[i]} ${r.before[i]!.toFixed(3)} -> ${r.after[i]!.toFixed(3)}`);
-      console.log(`wrote ${names.length} image(s), manifest.json and contact-sheet.png to ${run.dir}`);
+      console.log(`wrote ${plural(names.length, 'image')}, manifest.json and contact-sheet.png to ${run.dir}`);
       return 0;
     });
   },
