@@ -84,7 +84,7 @@ describe('seed distributions', () => {
 
   it('seed i depends only on (class, random seed, i): a job of seeds 99,992..99,999 costs what the first job does and equals the single-machine draw there', () => {
     const job = (start: number, end: number, seed: GenerateJobData['seed']): GenerateJobData => ({
-      v: 1, task: 'generate', model: 'm', modelSha256: 'a'.repeat(64), shape: [1, 4, 4],
+      v: 2, task: 'generate', model: 'm', modelSha256: 'a'.repeat(64), shape: [1, 4, 4], submission: 's',
       settings: { eps: 1, step: 0.1, iterations: 1, constraint: '2', useBest: true, bf16: false, batch: 8 },
       files: Array.from({ length: end - start }, (_, j) => `x-${start + j}.png`), source: 'seed:' + seed, class: 1, seed, randomSeed: 7, start, end,
     });
