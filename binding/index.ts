@@ -162,7 +162,8 @@ export function loadBinding(): NativeBinding {
   preferAvx512Kernels();
   // Before LibTorch loads here: oneDNN reads its ISA cap once, at its first use.
   const kernels = kernelSettings({ libtorch: p.libtorch, binary: p.path, preload: p.preloaded, model: checkModel() });
-  if (kernels.status === 'adjusted' || kernels.status === 'failed') warn(`kernel self-check: ${describeKernels(kernels)}`);
+  // Said once, when the check runs; `setup --check` and clf.preparation.kernels say it any time.
+  if (!kernels.cached && (kernels.status === 'adjusted' || kernels.status === 'failed')) warn(`kernel self-check: ${describeKernels(kernels)}`);
   if (kernels.isaCap && !process.env.ONEDNN_MAX_CPU_ISA) process.env.ONEDNN_MAX_CPU_ISA = kernels.isaCap;
   try {
     preloadLibraries(p.preloaded);

@@ -20,7 +20,7 @@ import { cacheRoot, type LibTorch } from '../lib/libtorch/discover.js';
 import { PRELOAD_FLAGS } from './probe.js';
 
 /** Bump when the cases or the rules change: cached results of older checks are then ignored. */
-const CHECK_VERSION = 1;
+const CHECK_VERSION = 2;
 /** Relative error allowed between float32 and the float64 reference (float32 rounding is ~1e-6). */
 export const KERNEL_TOLERANCE = 1e-4;
 
@@ -41,17 +41,19 @@ export interface KernelSettings {
   status: 'passed' | 'adjusted' | 'failed' | 'skipped' | 'error';
   /** One line per child run: its settings and what happened. */
   attempts: string[];
+  /** The largest relative error of the convolution cases in the run that passed (null: none passed). */
+  largestError: number | null;
   /** Whether this came from the cache file rather than a run in this process. */
   cached: boolean;
 }
 
-interface Trial {
+export interface Trial {
   fuser: boolean;
   isaCap: string | null;
   mkldnn: boolean;
 }
 
-type Outcome =
+export type Outcome =
   | { kind: 'ok'; worst: number }
   | { kind: 'wrong'; cases: string[]; layouts: { standard: boolean; channelsLast: boolean } }
   | { kind: 'crash'; stage: string; why: string }
@@ -161,6 +163,8 @@ export interface CheckInput {
   /** Whether the CPU runs AVX-512 (the ISA cap is worth trying only then). Default: from /proc/cpuinfo. */
   avx512?: boolean;
   timeoutMs?: number;
+  /** Stands in for the child process (tests of the rules). */
+  runChild?: (trial: Trial) => Outcome;
   /** Where the cache is (ROBUST_SYNTH_CACHE etc.). Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Store a new result in the cache file (default true; `setup --check` changes nothing). */
@@ -174,13 +178,13 @@ export function runKernelCheck(input: CheckInput): KernelSettings {
   let trial: Trial = { fuser: true, isaCap: userCap, mkldnn: true };
   const attempts: string[] = [];
   for (let i = 0; i < 5; i++) {
-    const o = runChild(input.binary, input.preload, trial, input.model, input.timeoutMs ?? 120_000);
+    const o = input.runChild ? input.runChild(trial) : runChild(input.binary, input.preload, trial, input.model, input.timeoutMs ?? 120_000);
     attempts.push(`${describeTrial(trial)}: ${describeOutcome(o)}`);
     if (o.kind === 'ok') {
       const layout = 'either';
-      return { ...trial, layout, status: i === 0 ? 'passed' : 'adjusted', attempts, cached: false };
+      return { ...trial, layout, status: i === 0 ? 'passed' : 'adjusted', attempts, largestError: o.worst, cached: false };
     }
-    if (o.kind === 'error') return { fuser: true, isaCap: userCap, mkldnn: true, layout: 'either', status: 'error', attempts, cached: false };
+    if (o.kind === 'error') return { fuser: true, isaCap: userCap, mkldnn: true, layout: 'either', status: 'error', attempts, largestError: null, cached: false };
     const next: Trial = { ...trial };
     if (o.kind === 'hang' && trial.fuser) next.fuser = false;
     else if (o.kind === 'wrong' && trial.mkldnn && !trial.isaCap && avx512) next.isaCap = 'AVX2';
@@ -191,7 +195,7 @@ export function runKernelCheck(input: CheckInput): KernelSettings {
     else break;
     trial = next;
   }
-  return { fuser: false, isaCap: null, mkldnn: false, layout: 'either', status: 'failed', attempts, cached: false };
+  return { fuser: false, isaCap: null, mkldnn: false, layout: 'either', status: 'failed', attempts, largestError: null, cached: false };
 }
 
 export function cpuFlags(): string[] {
@@ -245,10 +249,10 @@ function readCache(file: string): CacheFile {
 export function kernelSettings(input: CheckInput): KernelSettings {
   const env = input.env ?? process.env;
   if (env.ROBUST_SYNTH_KERNEL_CHECK === '0') {
-    return { fuser: true, isaCap: null, mkldnn: true, layout: 'either', status: 'skipped', attempts: ['ROBUST_SYNTH_KERNEL_CHECK=0'], cached: false };
+    return { fuser: true, isaCap: null, mkldnn: true, layout: 'either', status: 'skipped', attempts: ['ROBUST_SYNTH_KERNEL_CHECK=0'], largestError: null, cached: false };
   }
   if (input.libtorch.variant === 'cuda') {
-    return { fuser: true, isaCap: null, mkldnn: true, layout: 'either', status: 'skipped', attempts: ['a CUDA LibTorch: the check covers CPU kernels'], cached: false };
+    return { fuser: true, isaCap: null, mkldnn: true, layout: 'either', status: 'skipped', attempts: ['a CUDA LibTorch: the check covers CPU kernels'], largestError: null, cached: false };
   }
   const file = kernelCheckFile(env);
   const key = kernelCheckKey(input.libtorch, input.binary);
@@ -264,6 +268,8 @@ export function kernelSettings(input: CheckInput): KernelSettings {
       const all = readCache(file);
       const { cached: _c, ...stored } = result;
       all[key] = { ...stored, libtorch: `${input.libtorch.version} at ${input.libtorch.libDir}`, at: new Date().toISOString() };
+      // Rebuilt binaries and upgraded LibTorches leave old keys: keep the 20 newest.
+      for (const old of Object.keys(all).sort((a, b) => String(all[b]!.at).localeCompare(String(all[a]!.at))).slice(20)) delete all[old];
       const tmp = `${file}.${process.pid}.partial`;
       writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`);
       renameSync(tmp, file);

@@ -1,9 +1,12 @@
 // Load-time preparation (channels-last, freeze), the TorchScript executor switch and bf16
 // autocast: what bench/ measures, checked for correctness here (not for speed).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindingInfo, kernelCheckFile, listBinaries, loadBinding } from '../binding/index.js';
+import { KERNEL_TOLERANCE, kernelSettings, runKernelCheck, type Outcome, type Trial } from '../binding/kernel-check.js';
+import { findLibTorch } from '../lib/libtorch/discover.js';
 import { Classifier, getJitExecutor, setJitExecutor } from '../lib/index.js';
 import { maxAbsDiff, python, randomBatch, tempDir } from './helpers.js';
 
@@ -29,9 +32,10 @@ afterAll(async () => {
 describe('load-time preparation', () => {
   it('defaults on the CPU: channels-last and frozen', async () => {
     const clf = await load();
-    expect(clf.preparation).toEqual({ channelsLast: true, freeze: true });
+    expect(clf.preparation).toMatchObject({ channelsLast: true, freeze: true });
     const plain = await load({ channelsLast: false, freeze: false });
-    expect(plain.preparation).toEqual({ channelsLast: false, freeze: false });
+    expect(plain.preparation).toMatchObject({ channelsLast: false, freeze: false });
+    expect(plain.preparation.kernels).toBe(bindingInfo()!.kernels);
   });
 
   it('changes results only at the float rounding level, features() included', async () => {
@@ -139,5 +143,71 @@ describe('malloc tuning', () => {
     // A batch-256 step touches ~100 MB of activations: ~25,000 pages if none were kept.
     expect(untuned).toBeGreaterThan(2000);
     expect(tuned).toBeLessThan(untuned / 20);
+  }, 240_000);
+});
+
+describe('kernel self-check', () => {
+  const ok: Outcome = { kind: 'ok', worst: 1e-7 };
+  const rules = (outcomes: Outcome[], avx512 = true) => {
+    const seen: Trial[] = [];
+    const r = runKernelCheck({
+      libtorch: findLibTorch().chosen!, binary: 'unused', preload: [], avx512,
+      runChild: (t) => (seen.push({ ...t }), outcomes[seen.length - 1] ?? ok),
+    });
+    return { r, seen };
+  };
+
+  it('changes a setting only for the fault it avoids, and keeps the first settings that pass', () => {
+    expect(rules([ok]).r).toMatchObject({ status: 'passed', fuser: true, isaCap: null, mkldnn: true });
+    // Debian 13's LibTorch 2.6 here: a hang in the fuser, then wrong AVX-512 gradients.
+    const hangThenWrong = rules([
+      { kind: 'hang', stage: 'model' },
+      { kind: 'wrong', cases: ['3x3 16->24, standard layout: forward 1e-7, gradient 5e-1'], layouts: { standard: false, channelsLast: true } },
+    ]);
+    expect(hangThenWrong.r).toMatchObject({ status: 'adjusted', fuser: false, isaCap: 'AVX2', mkldnn: true });
+    expect(hangThenWrong.seen).toEqual([
+      { fuser: true, isaCap: null, mkldnn: true }, { fuser: false, isaCap: null, mkldnn: true }, { fuser: false, isaCap: 'AVX2', mkldnn: true },
+    ]);
+    expect(hangThenWrong.r.attempts[0]).toBe('fuser on, oneDNN on: did not finish (hang) at model');
+    // A crash (SIGFPE in oneDNN) turns oneDNN off; wrong results without AVX-512 too.
+    expect(rules([{ kind: 'crash', stage: 'case 5 standard', why: 'SIGFPE' }]).r).toMatchObject({ status: 'adjusted', fuser: true, mkldnn: false });
+    expect(rules([{ kind: 'wrong', cases: ['x'], layouts: { standard: false, channelsLast: true } }], false).r).toMatchObject({ mkldnn: false, isaCap: null });
+    // Nothing passes: the safest settings, said so.
+    const never: Outcome = { kind: 'crash', stage: 'case 0 standard', why: 'SIGSEGV' };
+    expect(rules([never, never, never, never, never]).r).toMatchObject({ status: 'failed', fuser: false, mkldnn: false });
+    // The check itself cannot run (an old binary): the defaults, and nothing cached.
+    expect(rules([{ kind: 'error', why: 'b.kernelCheckCases is not a function' }]).r).toMatchObject({ status: 'error', fuser: true, mkldnn: true });
+  });
+
+  it('passes on this LibTorch in a child process, and its settings are the ones this process runs with', () => {
+    loadBinding();
+    const info = bindingInfo()!;
+    const k = info.kernels!;
+    expect(['passed', 'adjusted']).toContain(k.status);
+    // Each child run is listed; the last one passed, within the tolerance against float64 without oneDNN.
+    expect(k.attempts.at(-1), k.attempts.join('\n')).toMatch(/: passed \(largest relative error \S+\)$/);
+    expect(k.largestError).toBeLessThanOrEqual(KERNEL_TOLERANCE);
+    const native = loadBinding();
+    if (native.getTensorExprFuser) expect(native.getTensorExprFuser()).toBe(k.fuser);
+    if (k.isaCap) expect(process.env.ONEDNN_MAX_CPU_ISA).toBe(k.isaCap);
+    // Debian 12's LibTorch 1.13 has none of the faults: there the check changes nothing.
+    if (/^1\.13\./.test(info.record.torchVersion)) expect(k).toMatchObject({ status: 'passed', fuser: true, isaCap: null, mkldnn: true });
+  }, 240_000);
+
+  it('is cached per LibTorch build, binary and CPU: a second process runs no child', () => {
+    const cache = tempDir('rs-kcache-');
+    const env = { ...process.env, ROBUST_SYNTH_CACHE: cache };
+    const info = bindingInfo() ?? (loadBinding(), bindingInfo()!);
+    const input = { libtorch: info.libtorch, binary: info.path, preload: info.preloaded, env };
+    const first = kernelSettings(input);
+    expect(first.cached).toBe(false);
+    const file = JSON.parse(readFileSync(kernelCheckFile(env), 'utf8')) as Record<string, { status: string; libtorch: string }>;
+    expect(Object.values(file)).toHaveLength(1);
+    expect(Object.values(file)[0]!.status).toBe(first.status);
+    const second = kernelSettings({ ...input, runChild: () => { throw new Error('ran a child'); } });
+    expect(second).toEqual({ ...first, cached: true });
+    // Another binary (a rebuild) is checked again.
+    const other = listBinaries().find((b) => b.path !== info.path && b.record);
+    if (other) expect(kernelSettings({ ...input, binary: other.path, runChild: () => ok }).cached).toBe(false);
   }, 240_000);
 });
