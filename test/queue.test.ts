@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFashionMnist, writePng } from '../lib/index.js';
+import { encodePng, readFashionMnist, writePng } from '../lib/index.js';
 import { checkJob, jobId, jobImage, maxBatchFor, sha256Hex, type TranslateJobData } from '../lib/queue/jobs.js';
 import { redact, redisOptions } from '../lib/queue/redis.js';
-import { maxResultBytes } from '../lib/queue/results.js';
+import { maxPngBytes, maxResultBytes } from '../lib/queue/results.js';
 import { checkManifest, mergeManifest, writeEntry, writeShared } from '../lib/queue/storage.js';
 import { slice } from '../lib/tensor.js';
-import { tempDir } from './helpers.js';
+import { randomBatch, tempDir } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const hasRedis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -137,8 +137,8 @@ describe('queue: jobs, connections and storage, without Redis', () => {
     const large = (batch: number) => job({ shape: [3, 224, 224], settings: { ...job().settings, batch } });
     expect(checkJob(large(big), derived).settings.batch).toBe(big);
     expect(() => checkJob(large(big + 1), derived)).toThrow(new RegExp(`at most ${big} \\(derived from the shape and this machine's memory`));
-    expect(maxResultBytes([3, 224, 224])).toBeLessThan(160_000);
-    expect(maxResultBytes([1, 28, 28])).toBeLessThan(2_200);
+    expect(maxResultBytes([3, 224, 224])).toBeLessThan(155_000);
+    expect(maxResultBytes([1, 28, 28])).toBeLessThan(4_200);
     expect(() => jobImage(job({ imageSha256: 'd'.repeat(64) }))).toThrow(/sha256/);
     rmSync(root, { recursive: true, force: true });
   });
@@ -153,6 +153,14 @@ describe('queue: jobs, connections and storage, without Redis', () => {
     expect(() => redisOptions({ url: 'http://h:6379' })).toThrow(/redis:\/\/ or rediss:\/\//);
     expect(() => redisOptions({ url: 'redis://h/db' })).toThrow(/database/);
     expect(redact('rediss://alice:p%40ss@h:1/0')).toBe('rediss://alice:***@h:1/0');
+  });
+
+  it('the PNG of any image stays within the documented bound of a waiting result (noise, the worst case for compression)', async () => {
+    for (const shape of [[1, 28, 28], [3, 224, 224], [3, 16, 16]] as Array<[number, number, number]>) {
+      const png = await encodePng(randomBatch([1, ...shape], 5), 0);
+      expect(png.length, shape.join('x')).toBeLessThanOrEqual(maxPngBytes(shape));
+      expect(png.length, shape.join('x')).toBeGreaterThan(0.8 * maxPngBytes(shape) - 600); // a tight bound, not a loose one
+    }
   });
 
   it('the output directory: atomic writes leave no temp file; the manifest is merged from the entries, repairing lost updates', () => {

@@ -28,14 +28,22 @@ export interface Result {
 }
 
 /**
- * The most bytes one waiting result holds in Redis for outputs of `shape`: an 8-bit PNG is at most
- * its raw pixels plus a filter byte per row and deflate's stored-block overhead; plus the entry
- * (under 1 KB) and the stream's own bookkeeping. 3x224x224: about 152 KB at worst (100-150 KB
- * typical); 1x28x28: about 2 KB (1.4 KB typical).
+ * The most bytes an output PNG of `shape` takes: 8-bit samples, 3 channels (the encoder writes
+ * grey as RGB), a filter byte a row, deflate's stored-block headers, and the PNG's own chunks.
+ * No encoder output is larger.
  */
-export function maxResultBytes([c, h, w]: [number, number, number]): number {
-  const raw = c * h * w + h;
-  return raw + 5 * Math.ceil(raw / 65535) + 100 + 1024 + 128;
+export function maxPngBytes([c, h, w]: [number, number, number]): number {
+  const raw = Math.max(3, c) * h * w + h; // c is 1 or 3: encodePng takes nothing else
+  return raw + 5 * Math.ceil(raw / 65535) + 512;
+}
+
+/**
+ * The most bytes one waiting result holds in Redis for outputs of `shape`: the PNG, its manifest
+ * entry (under 1 KB) and the stream's bookkeeping. 3x224x224: about 152 KB (100-150 KB typical);
+ * 1x28x28: about 4 KB (1-2.5 KB typical).
+ */
+export function maxResultBytes(shape: [number, number, number]): number {
+  return maxPngBytes(shape) + 1024 + 128;
 }
 
 /** Adds a job's outputs to the results stream, in one round trip. */

@@ -31,7 +31,7 @@ import { lockKey, resultsKey, workersKey } from './keys.js';
 import { ManifestMerger } from './manifest-merger.js';
 import { ModelCache } from './model-cache.js';
 import { bullConnection, createClient } from './redis.js';
-import { publishResults, type Result } from './results.js';
+import { maxPngBytes, publishResults, type Result } from './results.js';
 import { checkManifest, jobOutputsDone, mergeManifest, RedisLock, setFsync, writeEntry, writeShared, type QueueEntry } from './storage.js';
 
 export interface QueueWorkerOptions {
@@ -242,7 +242,10 @@ export async function startWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
             predicted: { index: r.predictions[i]!, name: clf.classes[r.predictions[i]!]! },
             settings: { ...settings, model: clf.name },
           };
-          results.push({ job: item.job.id!, entry, png: await encodePng(r.images, i) });
+          const png = await encodePng(r.images, i);
+          // What one waiting result may hold in Redis (docs/queue.md): an encoder that broke it would be a bug.
+          if (png.length > maxPngBytes(d.shape)) throw new RobustSynthError('ERR_INTERNAL', `a ${d.shape.join('x')} PNG of ${png.length} bytes exceeds ${maxPngBytes(d.shape)}`);
+          results.push({ job: item.job.id!, entry, png });
         }
         if (d.out === undefined) await publishResults(redis, resultsKey(prefix, queue, d.submission), results);
         else {
