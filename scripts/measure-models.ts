@@ -3,13 +3,14 @@
  * and records the figures in their model cards (models/<name>.json, field `accuracy`):
  * clean accuracy, and accuracy under an untargeted 20-step L2 PGD (random start) at eps 0.5, 1.0, 1.5.
  *
- *   npx tsx scripts/measure-models.ts [fashion-robust fashion-standard fashion-judge] [--limit N] [--attack-limit 2000]
+ *   npx tsx scripts/measure-models.ts [fashion-robust fashion-standard fashion-judge fashion-judge-mlp fashion-judge-knn] [--limit N] [--attack-limit 2000]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Classifier } from '../lib/classifier.js';
 import { readFashionMnist } from '../lib/datasets.js';
 import { slice } from '../lib/tensor.js';
+import { JUDGES } from '../lib/eval/judges.js';
 
 export const ATTACK_EPS = [0.5, 1.0, 1.5];
 export const ATTACK_STEPS = 20;
@@ -33,7 +34,7 @@ export async function robustAccuracy(clf: Classifier, images: ReturnType<typeof 
 
 async function main() {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { limit: { type: 'string' }, 'attack-limit': { type: 'string', default: '2000' } } });
-  const names = positionals.length ? positionals : ['fashion-robust', 'fashion-standard', 'fashion-judge'];
+  const names = positionals.length ? positionals : ['fashion-robust', 'fashion-standard', ...JUDGES];
   const test = readFashionMnist('test', { limit: values.limit ? Number(values.limit) : undefined });
   // Attacks cost 20 forward+backward passes per image and eps: on 2 cores the first 2000 test
   // images (balanced classes, +-1 % at these rates) keep the whole run near 10 minutes.

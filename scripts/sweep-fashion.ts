@@ -4,15 +4,18 @@
  *
  * - clean accuracy (10,000 test images) and robust accuracy under scripts/measure-models.ts's
  *   attack (20-step untargeted L2 PGD, random start) at eps 0.5, 1.0, 1.5 (first 2,000 images);
- * - judge agreement (fashion-judge) of generations from uniform, normal and mvn seeds, with
- *   `robust-synth eval`'s full protocol (30 per class, randomSeed 1) at each --gen-eps
- *   (step 0.5, 60 iterations unless --gen-step / --gen-iterations);
- * - judge agreement with the target of translations (eval's 450 pairs: 5 held-out sources per
- *   class, each to every other class) at eps 5 and 10 (step 0.5, 100 iterations).
+ * - agreement of every judge (eval's: the CNN, the MLP and the kNN judge, lib/eval/judges.ts)
+ *   with generations from uniform, normal and mvn seeds, with `robust-synth eval`'s full protocol
+ *   (30 per class, randomSeed 1) at each --gen-eps (step 0.5, 60 iterations unless --gen-step /
+ *   --gen-iterations);
+ * - every judge's agreement with the target of translations (eval's 450 pairs: 5 held-out sources
+ *   per class, each to every other class) at each --translate-eps (step 0.5, 100 iterations).
+ * Each judged figure is recorded per judge (`byJudge`) and as the least favourable one (`least`),
+ * on which candidates are chosen.
  *
- *   npx tsx scripts/sweep-fashion.ts scratch/sweep/NAME/fashion-robust.pt [--threads 1] [--gen-eps 8,10] [--attack-limit 2000]
- *     [--judge NAME|PATH]   another judge (writes measure-<judge>.json; --attack-limit 0 skips the attacks)
- *   npx tsx scripts/sweep-fashion.ts table scratch/sweep/*\/measure.json     # the Markdown table
+ *   npx tsx scripts/sweep-fashion.ts scratch/sweep/NAME/fashion-robust.pt [--threads 1] [--gen-eps 10] [--attack-eps 1.0]
+ *     [--attack-limit 2000] [--judges NAME,NAME,...]   (writes measure.json next to the model)
+ *   npx tsx scripts/sweep-fashion.ts table scratch/sweep/*\/measure.json     # the Markdown table, one column per judge
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -20,11 +23,12 @@ import { parseArgs } from 'node:util';
 import { Classifier, setThreads } from '../lib/classifier.js';
 import { readFashionMnist } from '../lib/datasets.js';
 import { FULL } from '../lib/eval/index.js';
+import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
 import { SEED_KINDS } from '../lib/seeds.js';
 import { generate } from '../lib/tasks/generate.js';
 import { translate } from '../lib/tasks/translate.js';
 import { concat, slice } from '../lib/tensor.js';
-import { ATTACK_EPS, robustAccuracy } from './measure-models.js';
+import { robustAccuracy } from './measure-models.js';
 
 const agree = (p: ArrayLike<number>, t: ArrayLike<number>) => {
   let n = 0;
@@ -33,30 +37,41 @@ const agree = (p: ArrayLike<number>, t: ArrayLike<number>) => {
 };
 const r4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
-async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackLimit: number; judge: string }) {
+type Judged = { least: number; byJudge: Record<string, number> };
+
+async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackEps: number[]; attackLimit: number; judges: string[] }) {
   const t0 = performance.now();
-  const clf = await Classifier.load(path, { device: 'cpu' });
-  const judge = await Classifier.load(o.judge, { device: 'cpu' });
+  const clf = await Classifier.load(path, { device: 'cpu', verifyChecksum: false });
+  const judges: Classifier[] = [];
+  for (const j of o.judges) judges.push(await Classifier.load(j, { device: 'cpu' }));
+  // Each judge's agreement of its predictions of `images` with `targets` (rows s..e), and the least.
+  const judged = async (images: ReturnType<typeof slice>, targets: Int32Array): Promise<{ all: Judged; preds: Int32Array[] }> => {
+    const preds: Int32Array[] = [];
+    for (const j of judges) preds.push(await j.predict(images));
+    const byJudge = Object.fromEntries(judges.map((j, i) => [j.name, r4(agree(preds[i]!, targets))]));
+    return { all: { least: Math.min(...Object.values(byJudge)), byJudge }, preds };
+  };
   const test = readFashionMnist('test');
-  const out: Record<string, any> = { path, judge: judge.name, card: clf.card, accuracy: {}, generation: {}, translation: {} };
+  const out: Record<string, any> = { path, judges: judges.map((j) => j.name), card: clf.card, accuracy: {}, generation: {}, translation: {} };
   const lap = (what: string) => console.log(`${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
   out.accuracy.clean = r4(await robustAccuracy(clf, test, 0));
   const attackSet = readFashionMnist('test', { limit: o.attackLimit });
-  // The attacks do not involve the judge: measured with the project's judge only (attack-limit 0 skips them).
-  if (o.attackLimit > 0) for (const eps of ATTACK_EPS) out.accuracy[`l2-${eps.toFixed(1)}`] = r4(await robustAccuracy(clf, attackSet, eps));
+  // The attacks measure the model alone, no judge (--attack-limit 0 skips them; the table then shows the card's figure).
+  if (o.attackLimit > 0) for (const eps of o.attackEps) out.accuracy[`l2-${eps.toFixed(1)}`] = r4(await robustAccuracy(clf, attackSet, eps));
   lap(`accuracy ${JSON.stringify(out.accuracy)}`);
 
   for (const eps of o.genEps) {
-    const row: Record<string, number> = {};
-    const perClass: Record<string, number[]> = {};
+    const row: Record<string, any> = {};
+    const perClass: Record<string, Record<string, number[]>> = {};
     for (const kind of SEED_KINDS) {
       const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: FULL.perClass, seed: kind, randomSeed: FULL.seed, eps, step: o.genStep, iterations: o.genIterations });
-      const judged = await judge.predict(r.images);
-      row[kind] = r4(agree(judged, r.targets));
+      const { all, preds } = await judged(r.images, r.targets);
+      row[kind] = all;
       row[`${kind}Self`] = r4(agree(r.predictions, r.targets));
-      // Judge agreement per class (10 classes, FULL.perClass images each, in class order).
-      perClass[kind] = Array.from({ length: 10 }, (_, k) => r4(agree(judged.subarray(k * FULL.perClass, (k + 1) * FULL.perClass), r.targets.subarray(k * FULL.perClass, (k + 1) * FULL.perClass))));
+      // Each judge's agreement per class (10 classes, FULL.perClass images each, in class order).
+      const n = FULL.perClass;
+      perClass[kind] = Object.fromEntries(judges.map((j, i) => [j.name, Array.from({ length: 10 }, (_, k) => r4(agree(preds[i]!.subarray(k * n, (k + 1) * n), r.targets.subarray(k * n, (k + 1) * n))))]));
     }
     out.generation[`eps${eps}`] = { eps, step: o.genStep, iterations: o.genIterations, ...row, perClass };
     lap(`generation eps ${eps} ${JSON.stringify(row)}`);
@@ -75,36 +90,39 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
   const to = Int32Array.from(pairs, ([, b]) => b);
   for (const eps of o.translateEps) {
     const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, step: 0.5, iterations: 100 });
-    out.translation[`eps${eps}`] = { eps, pairs: pairs.length, judgeTarget: r4(agree(await judge.predict(r.images), to)), selfTarget: r4(agree(r.predictions, to)) };
+    out.translation[`eps${eps}`] = { eps, pairs: pairs.length, judgeTarget: (await judged(r.images, to)).all, selfTarget: r4(agree(r.predictions, to)) };
     lap(`translation eps ${eps} ${JSON.stringify(out.translation[`eps${eps}`])}`);
   }
   out.seconds = Math.round((performance.now() - t0) / 1000);
   await clf.dispose();
-  await judge.dispose();
+  for (const j of judges) await j.dispose();
   return out;
 }
 
 const pct = (v: number | undefined) => (v === undefined ? '' : `${(100 * v).toFixed(1)}`);
+/** A judged figure: "a / b / c" in the judges' order and the least (older files: one number). */
+const judgedCells = (v: Judged | number | undefined, judges: string[]) =>
+  v === undefined ? ['', ''] : typeof v === 'number' ? [pct(v), pct(v)] : [judges.map((j) => pct(v.byJudge[j])).join(' / '), `**${pct(v.least)}**`];
 
 function table(files: string[]): string {
   const rows = files.map((f) => JSON.parse(readFileSync(f, 'utf8')));
-  const genEps = [...new Set(rows.flatMap((r) => Object.keys(r.generation)))];
-  const head = ['candidate', 'arch', 'train eps', 'epochs', 'steps', 'clean', 'L2 0.5', 'L2 1.0', 'L2 1.5', ...genEps.flatMap((g) => [`uniform ${g}`, `normal ${g}`, `mvn ${g}`]), 'translate eps 5', 'translate eps 10', 'train min'];
+  const judges: string[] = rows.find((r) => r.judges)?.judges ?? ['fashion-judge'];
+  const labels = judges.map(judgeLabel).join(' / ');
+  const gen = rows.find((r) => r.generation.eps10) ? 'eps10' : Object.keys(rows[0]?.generation ?? {})[0] ?? 'eps10';
+  const head = ['candidate', 'arch', 'train eps', 'epochs', 'clean', 'L2 1.0',
+    ...['uniform', 'normal', 'mvn'].flatMap((k) => [`${k} ${gen.slice(3) ? `eps ${gen.slice(3)}` : ''} (${labels})`, 'least']),
+    `translation eps 10 (${labels})`, 'least', 'train min'];
   const lines = rows.map((r) => {
     const c = r.card ?? {};
     return [
-      basename(dirname(r.path)),
+      basename(dirname(r.path)) === 'models' ? basename(r.path, '.pt') : basename(dirname(r.path)),
       c.architecture,
       c.eps,
       c.training?.epochs,
-      c.training?.pgdSteps,
       pct(r.accuracy.clean),
-      pct(r.accuracy['l2-0.5']),
-      pct(r.accuracy['l2-1.0']),
-      pct(r.accuracy['l2-1.5']),
-      ...genEps.flatMap((g) => [pct(r.generation[g]?.uniform), pct(r.generation[g]?.normal), pct(r.generation[g]?.mvn)]),
-      pct(r.translation.eps5?.judgeTarget),
-      pct(r.translation.eps10?.judgeTarget),
+      pct(r.accuracy['l2-1.0'] ?? c.accuracy?.['l2-1.0']),
+      ...['uniform', 'normal', 'mvn'].flatMap((k) => judgedCells(r.generation[gen]?.[k], judges)),
+      ...judgedCells(r.translation.eps10?.judgeTarget, judges),
       c.training?.seconds !== undefined ? (c.training.seconds / 60).toFixed(0) : '',
     ];
   });
@@ -115,12 +133,14 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     threads: { type: 'string' },
-    'gen-eps': { type: 'string', default: '8,10' },
+    'gen-eps': { type: 'string', default: '10' },
     'gen-step': { type: 'string', default: '0.5' },
     'gen-iterations': { type: 'string', default: '60' },
-    'translate-eps': { type: 'string', default: '5,10' },
+    'translate-eps': { type: 'string', default: '10' },
+    'attack-eps': { type: 'string', default: '1.0' },
     'attack-limit': { type: 'string', default: '2000' },
-    judge: { type: 'string', default: 'fashion-judge' },
+    judges: { type: 'string', default: JUDGES.join(',') },
+    out: { type: 'string' },
   },
 });
 if (positionals[0] === 'table') {
@@ -135,11 +155,12 @@ if (positionals[0] === 'table') {
       genStep: Number(values['gen-step']),
       genIterations: Number(values['gen-iterations']),
       translateEps: list(values['translate-eps']!),
+      attackEps: list(values['attack-eps']!),
       attackLimit: Number(values['attack-limit']),
-      judge: values.judge!,
+      judges: values.judges!.split(','),
     });
-    // Another judge's figures go beside the project judge's: measure-<judge>.json.
-    const file = `${dirname(path)}/${values.judge === 'fashion-judge' ? 'measure' : `measure-${basename(values.judge!).replace(/\.pt$/, '')}`}.json`;
+    // --out FILE: where the figures go (default DIR/measure.json beside the model).
+    const file = values.out ?? `${dirname(path)}/measure.json`;
     writeFileSync(file, JSON.stringify(m, null, 2) + '\n');
     console.log(`wrote ${file} (${m.seconds} s)`);
   }

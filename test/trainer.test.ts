@@ -1,11 +1,12 @@
 // models/train_fashion.py: the script that trains the embedded models. Its defaults are the shipped
 // fashion-robust's settings, a training run is seeded (bit for bit on one thread), and the robust
 // model's features() has a fake ReLU (value of a ReLU, gradient of the identity) while its logits
-// keep the real one.
+// keep the real one. models/make_knn_judge.py rebuilds the kNN judge exactly.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Classifier } from '../lib/index.js';
+import { sha256File } from '../lib/models.js';
 import { representationShape, representationSize, spreadUnits } from '../lib/tasks/visualizeFeature.js';
 import { randomBatch, python, tempDir } from './helpers.js';
 
@@ -74,4 +75,18 @@ print(json.dumps({'same': same, 'featuresEqualBody': torch.equal(f, body), 'zero
       await clf.dispose();
     }
   });
+});
+
+describe('models/make_knn_judge.py', () => {
+  it('rebuilds the shipped fashion-judge-knn bit for bit, and its card records what it is', async () => {
+    const out = tempDir('rs-knn-');
+    python(['models/make_knn_judge.py', '--out', out, '--threads', '1']);
+    const shipped = card(join(ROOT, 'models', 'fashion-judge-knn.json'));
+    const built = card(join(out, 'fashion-judge-knn.json'));
+    expect(built.sha256).toBe(shipped.sha256);
+    expect(await sha256File(join(ROOT, 'models', 'fashion-judge-knn.pt'))).toBe(shipped.sha256);
+    expect(shipped).toMatchObject({ role: 'judge', robust: false, representation: { method: 'features', size: 32 } });
+    expect(shipped.architecture).toMatch(/no neural network/);
+    expect(built.cleanAccuracyPython).toBe(shipped.cleanAccuracyPython);
+  }, 900_000); // 10,000 test images against 30,000 neighbours: minutes on a loaded 2-core machine
 });

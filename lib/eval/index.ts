@@ -1,6 +1,7 @@
 /**
- * `robust-synth eval`: measures the study's claims on the embedded Fashion-MNIST models, with an
- * independent judge classifier (fashion-judge, another architecture, never used to synthesize).
+ * `robust-synth eval`: measures the study's claims on the embedded Fashion-MNIST models, with a
+ * panel of judges of unrelated families that never synthesize (lib/eval/judges.ts): every judged
+ * figure is given per judge and as the least favourable one.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,11 @@ import { representation, spreadUnits, visualizeFeature } from '../tasks/visualiz
 import { sketchToImage } from '../tasks/sketchToImage.js';
 import { sketchFromImage } from '../sketch.js';
 import { concat, slice, type ImageBatch } from '../tensor.js';
-import { agreement, columnMax, diffusionFill, diversity, frechetDistance, median, psnr, roughness, softmaxAt, ssim } from './metrics.js';
+import { JudgePanel, type Judged, type JudgeView } from './judges.js';
+import { agreement, columnMax, diffusionFill, diversity, frechetDistance, median, psnr, roughness, ssim } from './metrics.js';
+import { reportHtml, reportMarkdown } from './report.js';
+
+export { reportMarkdown } from './report.js';
 
 export interface EvalConfig {
   /** Generated images per class, per seed kind, per classifier. */
@@ -59,18 +64,23 @@ const mean = (a: ArrayLike<number>) => {
   return a.length ? s / a.length : NaN;
 };
 
-/** Judge's view of a batch: predictions, probability of `targets`, features. */
-async function judgeView(judge: Classifier, x: ImageBatch, targets: ArrayLike<number>) {
-  const logits = await judge.logits(x);
-  const k = logits.shape[1];
-  const preds = new Int32Array(x.shape[0]);
-  for (let i = 0; i < preds.length; i++) {
-    let b = 0;
-    for (let j = 1; j < k; j++) if (logits.data[i * k + j]! > logits.data[i * k + b]!) b = j;
-    preds[i] = b;
+/**
+ * Puts judged figures into a report row: `row[key]` is the least favourable judge's value (what
+ * the claims rest on), `row.byJudge[key]` every judge's, `row.leastJudge[key]` which one it was.
+ */
+function put(row: Record<string, any>, figures: Record<string, Judged | null>): Record<string, any> {
+  row.byJudge ??= {};
+  row.leastJudge ??= {};
+  for (const [key, j] of Object.entries(figures)) {
+    row[key] = j ? j.least : null;
+    row.byJudge[key] = j ? j.byJudge : null;
+    row.leastJudge[key] = j ? j.leastJudge : null;
   }
-  return { preds, confidence: softmaxAt(logits.data, k, targets), features: (await judge.features(x)).data };
+  return row;
 }
+
+/** The CNN judge's view (the first of the panel): the feature space of the Fréchet distance. */
+const cnn = (views: JudgeView[]) => views[0]!;
 
 function byClass(ds: LabeledImages, label: number, limit: number): ImageBatch {
   const idx: number[] = [];
@@ -99,16 +109,30 @@ export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch>
 
 export async function runEval(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' }, bf16: { type: 'boolean', default: false }, robust: { type: 'string', default: 'fashion-robust' } } });
-  // --bf16: every synthesis runs with bf16 autocast (the judge does not), to see whether the
+  // --bf16: every synthesis runs with bf16 autocast (the judges do not), to see whether the
   // findings hold in the faster compute mode.
-  const bf16 = values.bf16!;
   const cfg = values.quick ? QUICK : FULL;
-  const out = resolve(values.out);
   const t0 = performance.now();
   const device = values.device as 'auto';
-  const judge = await Classifier.load('fashion-judge', { device });
-  // --robust NAME|PATH: evaluate another robust candidate (e.g. one of a training sweep) in place of the embedded one.
-  const models = [await Classifier.load(values.robust!, { device }), await Classifier.load('fashion-standard', { device })];
+  const models: Classifier[] = [];
+  let panel: JudgePanel | undefined;
+  // Everything loaded is disposed however the run ends (an error, a cancel): native memory is not
+  // left to the garbage collector.
+  try {
+    panel = await JudgePanel.load(device);
+    // --robust NAME|PATH: evaluate another robust candidate (e.g. one of a training sweep) in place of the embedded one.
+    models.push(await Classifier.load(values.robust!, { device }));
+    models.push(await Classifier.load('fashion-standard', { device }));
+    return await evaluate(values, cfg, models, panel, t0);
+  } finally {
+    for (const m of models) await m.dispose();
+    await panel?.dispose();
+  }
+}
+
+async function evaluate(values: { quick?: boolean; out?: string; bf16?: boolean }, cfg: EvalConfig, models: Classifier[], panel: JudgePanel, t0: number): Promise<number> {
+  const bf16 = values.bf16!;
+  const out = resolve(values.out!);
   const test = readFashionMnist('test');
   const classes = test.classes;
   const progress = progressReporter('eval');
@@ -127,8 +151,8 @@ export async function runEval(argv: string[]): Promise<number> {
     mode: values.quick ? 'quick' : 'full',
     bf16,
     config: cfg,
-    models: Object.fromEntries([...models, judge].map((m) => [m.name, { path: m.path, robust: m.card?.robust ?? false, eps: m.card?.eps, accuracy: m.card?.accuracy }])),
-    judge: judge.name,
+    models: Object.fromEntries([...models, ...panel.judges].map((m) => [m.name, { path: m.path, robust: m.card?.robust ?? false, eps: m.card?.eps, accuracy: m.card?.accuracy }])),
+    judges: panel.names,
     generate: [] as any[],
     inpaint: [] as any[],
     superResolve: [] as any[],
@@ -139,45 +163,45 @@ export async function runEval(argv: string[]): Promise<number> {
   };
   const grids: Record<string, string> = {};
 
-  // Real images of each class in the judge's feature space (the Fréchet reference).
-  const realFeats = await Promise.all(classes.map(async (_, k) => (await judge.features(byClass(test, k, cfg.realPerClass))).data));
+  // Real images of each class in the CNN judge's feature space (the Fréchet reference).
+  const realFeats = await Promise.all(classes.map(async (_, k) => (await panel.judges[0]!.features(byClass(test, k, cfg.realPerClass))).data));
 
   // --- Generation
   for (const clf of models) {
     for (const kind of SEED_KINDS) {
       const r = await generate({ classifier: clf, classes: [...classes.keys()], count: cfg.perClass, seed: kind as SeedKind, randomSeed: cfg.seed, bf16, onProgress });
       tick(r);
-      const after = await judgeView(judge, r.images, r.targets);
-      const before = await judgeView(judge, r.starts, r.targets);
+      const after = await panel.view(r.images, r.targets);
+      const before = await panel.view(r.starts, r.targets);
+      const d = cnn(after).featureSize;
       const perClass = classes.map((name, k) => {
         const s = k * cfg.perClass;
         const e = s + cfg.perClass;
         const t = r.targets.subarray(s, e);
-        return {
+        const row = {
           class: name,
-          judgeAgreement: round(agreement(after.preds.subarray(s, e), t)),
           selfAgreement: round(agreement(r.predictions.subarray(s, e), t)),
-          seedJudgeAgreement: round(agreement(before.preds.subarray(s, e), t)),
-          judgeConfidence: round(mean(after.confidence.subarray(s, e))),
-          frechet: round(frechetDistance(after.features.subarray(s * 128, e * 128), cfg.perClass, realFeats[k]!, realFeats[k]!.length / 128, 128), 2),
+          frechet: round(frechetDistance(cnn(after).features.subarray(s * d, e * d), cfg.perClass, realFeats[k]!, realFeats[k]!.length / d, d), 2),
           diversity: round(diversity(slice(r.images, s, e)), 3),
         };
+        return put(row, {
+          judgeAgreement: panel.agreement(after, r.targets, s, e),
+          seedJudgeAgreement: panel.agreement(before, r.targets, s, e),
+          judgeConfidence: panel.judged(after, (v) => mean(v.confidence.subarray(s, e))),
+        }) as typeof row;
       });
-      const judgeAgreement = agreement(after.preds, r.targets);
-      const seedJudge = agreement(before.preds, r.targets);
-      report.generate.push({
+      const judgeAgreement = panel.agreement(after, r.targets);
+      // The gain over the seeds alone, per judge; the least favourable one is the claim.
+      const gain = panel.judged(after, (v, i) => agreement(v.preds, r.targets) - agreement(before[i]!.preds, r.targets));
+      report.generate.push(put({
         model: clf.name,
         seed: kind,
-        judgeAgreement: round(judgeAgreement),
         selfAgreement: round(agreement(r.predictions, r.targets)),
-        seedJudgeAgreement: round(seedJudge),
-        gain: round(judgeAgreement - seedJudge),
-        judgeConfidence: round(mean(after.confidence)),
         frechet: round(mean(perClass.map((p) => p.frechet)), 2),
         diversity: round(mean(perClass.map((p) => p.diversity)), 3),
         settings: r.settings,
         perClass,
-      });
+      }, { judgeAgreement, seedJudgeAgreement: panel.agreement(before, r.targets), gain, judgeConfidence: panel.judged(after, (v) => mean(v.confidence)) }));
       const cells: ImageBatch[] = [];
       const show = Math.min(cfg.perClass, 8);
       for (let k = 0; k < classes.length; k++) cells.push(slice(r.images, k * cfg.perClass, k * cfg.perClass + show));
@@ -195,15 +219,15 @@ export async function runEval(argv: string[]): Promise<number> {
   const meanFill = fillHole(held.images, { data: mask, shape: [1, 1, H, W] });
   const diffusion = diffusionFill(held.images, mask);
   const restoreRow = async (task: string, method: string, x: ImageBatch, region?: Float32Array) => {
-    const j = await judgeView(judge, x, held.labels);
+    const j = await panel.view(x, held.labels);
     const n = x.shape[0];
-    return {
+    const row = {
       task,
       method,
       psnr: round(mean(Array.from({ length: n }, (_, i) => psnr(x, held.images, i, region))), 2),
       ssim: round(mean(Array.from({ length: n }, (_, i) => ssim(x, held.images, i, region)))),
-      judgeAccuracy: round(agreement(j.preds, held.labels)),
     };
+    return put(row, { judgeAccuracy: panel.agreement(j, held.labels) });
   };
   report.inpaint.push(await restoreRow('inpaint', 'mean fill (baseline)', meanFill, mask));
   report.inpaint.push(await restoreRow('inpaint', 'diffusion fill (baseline)', diffusion, mask));
@@ -240,24 +264,22 @@ export async function runEval(argv: string[]): Promise<number> {
     for (const eps of cfg.translateEps) {
       const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, bf16, onProgress });
       tick(r);
-      const j = await judgeView(judge, r.images, to);
+      const j = await panel.view(r.images, to);
       const dist = Array.from({ length: pairs.length }, (_, i) => {
         let d = 0;
         const s = src.data.length / pairs.length;
         for (let k = i * s; k < (i + 1) * s; k++) d += (r.images.data[k]! - src.data[k]!) ** 2;
         return Math.sqrt(d);
       });
-      report.translate.push({
+      // The least favourable source agreement is the largest: the most judges still see the source.
+      report.translate.push(put({
         model: clf.name,
         eps,
         pairs: pairs.length,
-        judgeTargetAgreement: round(agreement(j.preds, to)),
-        judgeSourceAgreement: round(agreement(j.preds, srcLabels)),
         selfTargetAgreement: round(agreement(r.predictions, to)),
-        judgeConfidence: round(mean(j.confidence)),
         meanL2: round(mean(dist), 3),
         settings: r.settings,
-      });
+      }, { judgeTargetAgreement: panel.agreement(j, to), judgeSourceAgreement: panel.agreement(j, srcLabels, 0, srcLabels.length, true), judgeConfidence: panel.judged(j, (v) => mean(v.confidence)) }));
       if (eps === cfg.translateEps[cfg.translateEps.length - 1]) {
         // One source per class, translated to each other class: rows = sources.
         const rows: ImageBatch[] = [];
@@ -316,19 +338,17 @@ export async function runEval(argv: string[]): Promise<number> {
     for (const from of ['noise', 'another image'] as const) {
       const r = await invert({ classifier: clf, target: invTargets, ...(from === 'noise' ? { randomSeed: cfg.seed } : { start: invOthers }), bf16, onProgress });
       tick(r);
-      const j = await judgeView(judge, r.images, invLabels);
-      report.invert.push({
+      const j = await panel.view(r.images, invLabels);
+      report.invert.push(put({
         model: clf.name,
         from,
         targets: invIdx.length,
         distanceBefore: round(median(r.distanceBefore), 3),
         distanceAfter: round(median(r.distanceAfter), 3),
-        judgeTargetAgreement: round(agreement(j.preds, invLabels)),
-        judgeStartAgreement: from === 'noise' ? null : round(agreement(j.preds, otherLabels)),
         selfTargetAgreement: round(agreement(r.predictions, invLabels)),
         psnrToTarget: round(mean(Array.from({ length: invIdx.length }, (_, i) => psnr(r.images, invTargets, i))), 2),
         settings: r.settings,
-      });
+      }, { judgeTargetAgreement: panel.agreement(j, invLabels), judgeStartAgreement: from === 'noise' ? null : panel.agreement(j, otherLabels, 0, otherLabels.length, true) }));
       if (from === 'another image') {
         writeFileAtomic(join(out, `invert-${clf.name}.png`), await gridPng([first10(invOthers), first10(r.images), first10(invTargets)], { columns: 10, scale: 2 }));
         grids[`invert/${clf.name}`] = `invert-${clf.name}.png`;
@@ -337,18 +357,18 @@ export async function runEval(argv: string[]): Promise<number> {
   }
 
   // --- Sketch-to-image: held-out images sketched by edge detection (Sobel magnitude,
-  // thresholded), both polarities; does the judge see the sketched class after PGD?
+  // thresholded), both polarities; do the judges see the sketched class after PGD?
   const skIdx = pick(cfg.sketchPerClass, cfg.restoreImages + 2000);
   const skImages = concat(skIdx.map((i) => slice(test.images, i, i + 1)));
   const skLabels = Int32Array.from(skIdx, (i) => test.labels[i]!);
   for (const polarity of ['dark on white', 'white on black'] as const) {
     const sketch = sketchFromImage(skImages, { invert: polarity === 'dark on white' });
-    report.sketchToImage.push({ model: 'sketch alone', polarity, sketches: skIdx.length, judgeAgreement: round(agreement((await judgeView(judge, sketch, skLabels)).preds, skLabels)), selfAgreement: null });
+    report.sketchToImage.push(put({ model: 'sketch alone', polarity, sketches: skIdx.length, selfAgreement: null }, { judgeAgreement: panel.agreement(await panel.view(sketch, skLabels), skLabels) }));
     for (const clf of models) {
       const r = await sketchToImage({ classifier: clf, sketch, to: Array.from(skLabels), bf16, onProgress });
       tick(r);
-      const j = await judgeView(judge, r.images, skLabels);
-      report.sketchToImage.push({ model: clf.name, polarity, sketches: skIdx.length, judgeAgreement: round(agreement(j.preds, skLabels)), selfAgreement: round(agreement(r.predictions, skLabels)), settings: r.settings });
+      const j = await panel.view(r.images, skLabels);
+      report.sketchToImage.push(put({ model: clf.name, polarity, sketches: skIdx.length, selfAgreement: round(agreement(r.predictions, skLabels)), settings: r.settings }, { judgeAgreement: panel.agreement(j, skLabels) }));
       const file = `sketch-to-image-${clf.name}-${polarity === 'dark on white' ? 'dark' : 'white'}.png`;
       const every = (b: ImageBatch) => concat(Array.from({ length: classes.length }, (_, k) => slice(b, k * cfg.sketchPerClass, k * cfg.sketchPerClass + 1)));
       writeFileAtomic(join(out, file), await gridPng([every(skImages), every(sketch), every(r.images)], { columns: classes.length, scale: 2 }));
@@ -357,7 +377,6 @@ export async function runEval(argv: string[]): Promise<number> {
   }
 
   progress.done();
-  for (const m of [...models, judge]) await m.dispose();
   report.seconds = round((performance.now() - t0) / 1000, 1);
   report.grids = grids;
   writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
@@ -369,93 +388,3 @@ export async function runEval(argv: string[]): Promise<number> {
   return 0;
 }
 
-const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
-
-function table(head: string[], rows: Array<Array<string | number>>): string {
-  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-}
-
-export function reportMarkdown(r: Record<string, any>): string {
-  const gen = table(
-    ['model', 'seed', 'judge agrees', 'self agrees', 'seed alone (judge)', 'gain', 'judge confidence', 'Fréchet (judge feats)', 'diversity'],
-    r.generate.map((g: any) => [g.model, g.seed, pct(g.judgeAgreement), pct(g.selfAgreement), pct(g.seedJudgeAgreement), pct(g.gain), g.judgeConfidence.toFixed(3), g.frechet.toFixed(1), g.diversity.toFixed(2)]),
-  );
-  const restore = (rows: any[]) => table(['method', 'PSNR (dB)', 'SSIM', 'judge accuracy'], rows.map((x) => [x.method, x.psnr.toFixed(2), x.ssim.toFixed(3), pct(x.judgeAccuracy)]));
-  const tr = table(
-    ['model', 'eps', 'pairs', 'judge: target', 'judge: source', 'self: target', 'judge confidence', 'mean L2 from source'],
-    r.translate.map((t: any) => [t.model, t.eps, t.pairs, pct(t.judgeTargetAgreement), pct(t.judgeSourceAgreement), pct(t.selfTargetAgreement), t.judgeConfidence.toFixed(3), t.meanL2.toFixed(2)]),
-  );
-  return `# robust-synth evaluation (${r.mode}${r.bf16 ? ', bf16 autocast' : ''})
-
-Judge: \`${r.judge}\` (a different architecture, never used to synthesize). ${r.config.perClass} generated images per class, seed and model; held-out Fashion-MNIST test images. ${r.seconds} s.
-
-## Generation
-${gen}
-
-## Inpainting (${r.inpaint[0] ? 'metrics inside the hole' : ''})
-${restore(r.inpaint)}
-
-## Super-resolution (${r.config.srFactor}x)
-${restore(r.superResolve)}
-
-## Translation (every class to every other class)
-${tr}
-${featureSections(r)}`;
-}
-
-/** The feature tasks' sections of the report (absent from reports made before they existed). */
-function featureSections(r: Record<string, any>): string {
-  const parts: string[] = [];
-  if (r.visualizeFeature?.length) {
-    parts.push(`## Feature visualization (a unit maximized from noise)
-${table(
-  ['model', 'units', 'runs', 'unit rose', 'unit / its max on real images: start', 'final', 'roughness: start', 'final'],
-  r.visualizeFeature.map((v: any) => [v.model, v.units, v.runs, pct(v.rose), v.startRatio.toFixed(2), v.finalRatio.toFixed(2), v.startRoughness.toFixed(3), v.roughness.toFixed(3)]),
-)}
-`);
-  }
-  if (r.invert?.length) {
-    parts.push(`## Inversion (toward held-out targets' representations)
-${table(
-  ['model', 'from', 'targets', 'relative distance: start', 'final', 'judge: target class', 'judge: start class', 'self: target class', 'PSNR to target (dB)'],
-  r.invert.map((v: any) => [v.model, v.from, v.targets, v.distanceBefore.toFixed(3), v.distanceAfter.toFixed(3), pct(v.judgeTargetAgreement), v.judgeStartAgreement === null ? '-' : pct(v.judgeStartAgreement), pct(v.selfTargetAgreement), v.psnrToTarget.toFixed(2)]),
-)}
-`);
-  }
-  if (r.sketchToImage?.length) {
-    parts.push(`## Sketch-to-image (Sobel sketches of held-out images)
-${table(
-  ['model', 'sketch', 'sketches', 'judge agrees', 'self agrees'],
-  r.sketchToImage.map((v: any) => [v.model, v.polarity, v.sketches, pct(v.judgeAgreement), v.selfAgreement === null ? '-' : pct(v.selfAgreement)]),
-)}
-`);
-  }
-  return parts.join('\n');
-}
-
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-function reportHtml(r: Record<string, any>): string {
-  const md = reportMarkdown(r);
-  // Tables from the Markdown, images beside them.
-  const htmlTable = (block: string) => {
-    const lines = block.trim().split('\n').filter((l) => l.startsWith('|'));
-    const cells = (l: string) => l.split('|').slice(1, -1).map((c) => c.trim());
-    return `<table><tr>${cells(lines[0]!).map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${lines.slice(2).map((l) => `<tr>${cells(l).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
-  };
-  const sections = md.split('\n## ').slice(1).map((s) => {
-    const [title, ...rest] = s.split('\n');
-    const key = title!.startsWith('Generation') ? 'generate' : title!.startsWith('Inpainting') ? 'inpaint' : title!.startsWith('Super') ? 'superResolve'
-      : title!.startsWith('Feature') ? 'visualizeFeature' : title!.startsWith('Inversion') ? 'invert' : title!.startsWith('Sketch') ? 'sketchToImage' : 'translate';
-    const imgs = Object.entries(r.grids as Record<string, string>).filter(([k]) => k.startsWith(key + '/'));
-    return `<section><h2>${esc(title!)}</h2>${htmlTable(rest.join('\n'))}<div class="grids">${imgs.map(([k, f]) => `<figure><img src="${esc(f)}" alt="${esc(k)}"><figcaption>${esc(k.split('/').slice(1).join(', '))}</figcaption></figure>`).join('')}</div></section>`;
-  });
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>robust-synth evaluation</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-.grids{display:flex;flex-wrap:wrap;gap:1.5em}img{image-rendering:pixelated}figure{margin:0}</style></head><body>
-<h1>robust-synth evaluation (${esc(r.mode)})</h1><p>Judge: <code>${esc(r.judge)}</code>; generated ${esc(r.generatedAt)} in ${r.seconds} s. Inpainting rows: input, output, original. Super-resolution rows: nearest, bicubic, output, original. Translation rows: a source, then it translated to each other class.</p>
-${sections.join('\n')}</body></html>
-`;
-}

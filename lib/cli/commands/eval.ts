@@ -1,4 +1,8 @@
-/** `robust-synth eval`: the study's claims measured on the embedded models with an independent judge (lib/eval). */
+/**
+ * `robust-synth eval`: the study's claims measured on the embedded models by three judges of
+ * unrelated families (a CNN, an MLP, a kNN on pixels; lib/eval/judges.ts), each shown, the claims
+ * on the least favourable one (lib/eval).
+ */
 import { resolve } from 'node:path';
 import { checkOutDir, type Command } from '../command.js';
 
@@ -10,7 +14,7 @@ export const evalCommand: Command = {
     quick: { type: 'boolean', default: false, description: 'a smaller sample: fewer images per measurement, a quicker run' },
     out: { type: 'string', default: 'robust-synth-eval', value: 'DIR', description: 'where report.json, report.md, report.html and the grids go' },
     device: { type: 'string', default: 'auto', value: 'cpu|cuda|cuda:N|auto', description: 'where to compute' },
-    bf16: { type: 'boolean', default: false, description: 'synthesize in bf16 autocast (the judge stays fp32)' },
+    bf16: { type: 'boolean', default: false, description: 'synthesize in bf16 autocast (the judges stay fp32)' },
     robust: { type: 'string', default: 'fashion-robust', value: 'NAME|PATH', description: 'the robust model to evaluate beside fashion-standard', params: ['model'] },
   },
   async run(values, argv) {
