@@ -52,6 +52,21 @@ export function integer(name: string, v: unknown, { min = -Infinity, max = Infin
   return v;
 }
 
+/**
+ * A class name (any case) or index ("7" too) of `model`, as an index in range; an unknown name
+ * is an ERR_BAD_INPUT that lists the model's classes. `name`: the parameter, for the message.
+ */
+export function classIndex(model: { name: string; classes: readonly string[]; numClasses?: number }, ref: unknown, name = 'class'): number {
+  if (typeof ref === 'string') {
+    const i = model.classes.findIndex((c) => c.toLowerCase() === ref.toLowerCase());
+    if (i >= 0) return i;
+    if (/^\d+$/.test(ref)) return classIndex(model, Number(ref), name);
+    throw new RobustSynthError('ERR_BAD_INPUT', `Unknown class '${ref}' for ${name}; ${model.name} knows: ${model.classes.join(', ')}`);
+  }
+  const count = model.numClasses ?? model.classes.length;
+  return integer(name, ref, { min: 0, max: count ? count - 1 : 1e6 });
+}
+
 export function boolean(name: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw invalid(name, 'boolean', v);
   return v;

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../binding/index.js';
 import { describeLibTorch, findLibTorch, formatResolution, inspectLibTorchDir, majorMinor, type LibTorch } from '../lib/libtorch/discover.js';
-import { cmakeJsBin } from '../lib/setup.js';
+import { cmakeJsBin } from '../lib/build.js';
 
 const PREBUILT_NAME = 'robust-synth';
 

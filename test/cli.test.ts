@@ -246,6 +246,19 @@ describe('robust-synth CLI', () => {
     expect(new Set(pythonLines).size, r.stdout).toBe(pythonLines.length);
   });
 
+  it('one name for the model directory: --model-dir, with models --dir kept as a deprecated alias', () => {
+    const dir = tempDir('rs-models-');
+    writeFileSync(join(dir, 'mine.pt'), '');
+    for (const flag of ['--model-dir', '--dir']) {
+      const r = cli(['models', flag, dir, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).map((m: { path: string }) => m.path)).toContain(join(dir, 'mine.pt'));
+    }
+    const help = cli(['models', '--help']).stdout;
+    expect(help).toMatch(/--model-dir DIR +also list/);
+    expect(help).toMatch(/--dir DIR +deprecated: the old name of --model-dir/);
+  });
+
   it('models lists the embedded pair with their accuracies', () => {
     const r = cli(['models']);
     expect(r.status).toBe(0);

@@ -18,6 +18,8 @@ export interface OptionSpec {
   description: string;
   /** The library parameters this flag feeds (default: the flag and its camelCase); their errors are restated with the flag. */
   params?: string[];
+  /** A deprecated other name of the flag `aliasOf`: accepted, its values read as that flag's, and marked so in the help. */
+  aliasOf?: string;
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
@@ -45,6 +47,7 @@ function bad(message: string, cause?: unknown): RobustSynthError {
 export function helpText(cmd: Command, summary: string): string {
   const rows: Array<readonly [string, string]> = Object.entries(cmd.options).map(([name, o]) => {
     const def = o.default !== undefined && o.default !== false ? ` (default: ${String(o.default)})` : '';
+    if (o.aliasOf) return [`--${name}${o.value ? ` ${o.value}` : ''}`, `deprecated: the old name of --${o.aliasOf}`] as const;
     return [`--${name}${o.value ? ` ${o.value}` : ''}`, `${o.description}${o.multiple ? '; repeatable' : ''}${def}`] as const;
   });
   rows.push(['-h, --help', HELP.description]);
@@ -99,11 +102,27 @@ export function parseCommand(cmd: Command, argv: string[]): { values: Values; ar
   const options: NonNullable<ParseArgsConfig['options']> = Object.fromEntries(
     Object.entries(cmd.options).map(([name, o]) => [name, { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.default !== undefined ? { default: o.default } : {}) }]),
   );
+  let values: Values;
   try {
-    return { values: parseArgs({ args, options, strict: true, allowPositionals: false }).values as Values, argv: args };
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Values;
   } catch (e) {
     throw parseError(e, cmd);
   }
+  return { values: mergeAliases(cmd.options, values), argv: args };
+}
+
+/** Deprecated flag names folded into their flag: `--models DIR` reads as `--model-dir DIR`. */
+function mergeAliases(specs: OptionSpecs, values: Values): Values {
+  for (const [name, o] of Object.entries(specs)) {
+    if (!o.aliasOf || values[name] === undefined) continue;
+    const v = values[name];
+    const to = values[o.aliasOf];
+    if (specs[o.aliasOf]?.multiple) values[o.aliasOf] = [...((to as string[] | undefined) ?? []), ...(Array.isArray(v) ? v : [String(v)])];
+    else if (to === undefined || to === specs[o.aliasOf]?.default) values[o.aliasOf] = v;
+    else throw bad(`--${name} is the old name of --${o.aliasOf}: give one of them`);
+    delete values[name];
+  }
+  return values;
 }
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -162,6 +181,17 @@ export function checkOutDir(path: string, flag = '--out'): string {
 export function checkOutFile(path: string, flag = '--out'): string {
   if (existsSync(path) && statSync(path).isDirectory()) throw bad(`${flag} must be a file path, got ${path}, which is a directory`);
   return path;
+}
+
+/** --input-shape C,H,W (a model without a card), or undefined when absent. */
+export function inputShapeFlag(values: Values, key = 'input-shape'): [number, number, number] | undefined {
+  const shape = values[key];
+  if (shape === undefined) return undefined;
+  const parts = String(shape).split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
+  if (parts.length !== 3 || !parts.every((n) => Number.isInteger(n) && n >= 1)) {
+    throw bad(`--${key} must be C,H,W (three integers >= 1), got '${String(shape)}'`);
+  }
+  return parts as [number, number, number];
 }
 
 /** "1 image", "3 images". */

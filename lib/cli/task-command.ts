@@ -12,7 +12,7 @@ import { gridPng, readImage, writePng } from '../images.js';
 import { Manifest, MANIFEST_FILE, manifestEntry, readManifest } from '../manifest.js';
 import type { CommonTaskOptions, TaskResult } from '../tasks/common.js';
 import { concat, type ImageBatch } from '../tensor.js';
-import { checkOutDir, numberFlag, type OptionSpecs, type Values } from './command.js';
+import { checkOutDir, inputShapeFlag, numberFlag, type OptionSpecs, type Values } from './command.js';
 import { progressReporter, type ProgressReporter } from '../progress.js';
 
 /** The flags every task command takes. */
@@ -48,15 +48,7 @@ export interface TaskFlags {
 export function readTaskFlags(values: Values, defaultOut: string): TaskFlags {
   const dir = checkOutDir(resolve(String(values.out ?? defaultOut)));
   readManifest(join(dir, MANIFEST_FILE)); // a manifest that cannot be read is refused before the model loads
-  const shape = values['input-shape'];
-  let inputShape: [number, number, number] | undefined;
-  if (shape !== undefined) {
-    const parts = String(shape).split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
-    if (parts.length !== 3 || !parts.every((n) => Number.isInteger(n) && n >= 1)) {
-      throw new RobustSynthError('ERR_BAD_INPUT', `--input-shape must be C,H,W (three integers >= 1), got '${String(shape)}'`);
-    }
-    inputShape = parts as [number, number, number];
-  }
+  const inputShape = inputShapeFlag(values);
   let threads: number | 'auto' | undefined = values.threads === 'auto' ? 'auto' : undefined;
   if (values.threads !== undefined && threads === undefined) {
     const s = String(values.threads);

@@ -54,7 +54,6 @@ function bindingReport(libtorch: LibTorch | undefined): BindingReport {
 export async function runSetupCommand(argv: string[], io: { out?: (s: string) => void; err?: (s: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<number> {
   const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
   const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
-  const env = io.env ?? process.env;
   let args;
   try {
     args = parseArgs({
@@ -80,7 +79,25 @@ export async function runSetupCommand(argv: string[], io: { out?: (s: string) =>
     out(SETUP_HELP);
     return 0;
   }
+  return runSetup(args, io);
+}
 
+/** The options of `robust-synth setup` (SETUP_HELP says what each does). */
+export interface SetupOptions {
+  check?: boolean;
+  variant?: string;
+  force?: boolean;
+  archive?: string;
+  mirror?: string;
+  sha256?: string;
+  'no-verify'?: boolean;
+}
+
+/** `robust-synth setup` with its options already read; resolves with the exit code. */
+export async function runSetup(args: SetupOptions, io: { out?: (s: string) => void; err?: (s: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+  const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const env = io.env ?? process.env;
   const res = findLibTorch({ purpose: 'runtime', env, ...(args.check ? { pythons: defaultPythons(env) } : {}) });
   const report = bindingReport(res.chosen);
   if (args.check) {

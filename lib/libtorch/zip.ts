@@ -13,6 +13,7 @@ import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { crc32 } from '../crc32.js';
 import { RobustSynthError } from '../errors.js';
 
 // A bad archive is a setup failure like any other: the same code as the rest of setup's errors.
@@ -183,7 +184,7 @@ export async function extractZip(zipPath: string, dest: string): Promise<void> {
         await new Promise<void>((ok, fail) => out.end((err?: Error | null) => (err ? fail(err) : ok())));
       } else {
         const input = createReadStream(zipPath, { start: dataStart, end: dataStart + entry.compressedSize - 1 });
-        const crc = typeof zlib.crc32 === 'function' ? crcMeter() : undefined;
+        const crc = crcMeter();
         const stages: NodeJS.ReadWriteStream[] = [];
         if (entry.method === 8) stages.push(zlib.createInflateRaw());
         if (crc) stages.push(crc.stream);
@@ -213,7 +214,7 @@ function crcMeter(): { stream: Transform; value(): number } {
   let crc = 0;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      crc = zlib.crc32(chunk, crc);
+      crc = crc32(chunk, crc);
       cb(null, chunk);
     },
   });

@@ -4,13 +4,14 @@ import type { Command } from '../command.js';
 
 export const modelsCommand: Command = {
   name: 'models',
-  usage: '[--dir DIR] [--json]',
+  usage: '[--model-dir DIR] [--json]',
   options: {
-    dir: { type: 'string', multiple: true, value: 'DIR', description: 'also list the .pt models in DIR' },
+    'model-dir': { type: 'string', multiple: true, value: 'DIR', description: 'also list the .pt models in DIR', params: ['modelDirs'] },
+    dir: { type: 'string', multiple: true, value: 'DIR', description: '', aliasOf: 'model-dir' },
     json: { type: 'boolean', default: false, description: 'print JSON (class lists as counts)' },
   },
   run(values) {
-    const models = listModels((values.dir as string[] | undefined) ?? []);
+    const models = listModels((values['model-dir'] as string[] | undefined) ?? []);
     if (values.json) {
       console.log(JSON.stringify(models.map(({ classes, ...m }) => ({ ...m, classes: classes.length })), null, 2));
       return 0;

@@ -1,33 +1,22 @@
 /**
- * The two shipping commands of the CLI:
+ * `robust-synth build`: compile the native addon from source for the LibTorch this machine has
+ * (the same search as `robust-synth setup --check`; --libtorch or $LIBTORCH picks one), into
+ * build/Release inside the package, where the loader prefers it.
  *
- *   robust-synth setup [--check] [--variant cpu|cuda] ...   find or download LibTorch (lib/libtorch/setup.ts)
- *   robust-synth build [--libtorch DIR]                     compile the addon from source for the LibTorch found
- *
- * Neither runs at install time (npm 11 blocks dependencies' install scripts): the loader's
+ * It never runs at install time (npm 11 blocks dependencies' install scripts): the loader's
  * errors name the command to run.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { explainBinary, listBinaries, packageRoot } from '../binding/index.js';
 import {
   describeLibTorch, findLibTorch, fixesText, formatResolution, inspectLibTorchDir, type LibTorch,
 } from './libtorch/discover.js';
 
-export { runSetupCommand } from './libtorch/setup.js';
-
 /** The cmake-js release `build` fetches with `npm exec` when the package's own is absent (it is a devDependency). */
 const CMAKE_JS = 'cmake-js@8.0.0';
-
-const BUILD_HELP = `Usage: robust-synth build [--libtorch DIR]
-
-Compiles robust-synth's native addon from source for the LibTorch this machine has (the same
-search as \`robust-synth setup --check\`; --libtorch or $LIBTORCH picks one), into build/Release
-inside the package, where the loader prefers it. Use it when no prebuilt binary matches your
-LibTorch. Needs cmake (>= 3.18) and a C++17 compiler.`;
 
 /** cmake-js's CLI, from this package's dependencies (scripts/prebuild.ts drives the same one). */
 export function cmakeJsBin(root: string): string | undefined {
@@ -49,38 +38,32 @@ function onPath(names: string[], env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
+export interface BuildOptions {
+  /** The LibTorch to build against (default: the one the search finds). */
+  libtorch?: string;
+}
+
 /**
- * `robust-synth build`; resolves with the exit code.
+ * Compiles the addon; resolves with the exit code (0 built and loadable here).
  *
  * @example
- * process.exitCode = await runBuildCommand(process.argv.slice(3));
+ * process.exitCode = await buildAddon({ libtorch: '/opt/libtorch' });
  */
-export async function runBuildCommand(argv: string[], io: { out?: (s: string) => void; err?: (s: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+export async function buildAddon(options: BuildOptions = {}, io: { out?: (s: string) => void; err?: (s: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<number> {
   const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
   const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
   const env = io.env ?? process.env;
-  let values;
-  try {
-    values = parseArgs({ args: argv, options: { libtorch: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values;
-  } catch (e) {
-    err(`robust-synth build: ${(e as Error).message}\n\n${BUILD_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    out(BUILD_HELP);
-    return 0;
-  }
 
   let libtorch: LibTorch | undefined;
-  if (values.libtorch) {
+  if (options.libtorch) {
     try {
-      libtorch = inspectLibTorchDir(values.libtorch, 'LIBTORCH');
+      libtorch = inspectLibTorchDir(options.libtorch, 'LIBTORCH');
     } catch (e) {
-      err(`robust-synth build: --libtorch ${values.libtorch}: ${(e as Error).message}`);
+      err(`robust-synth build: --libtorch ${options.libtorch}: ${(e as Error).message}`);
       return 1;
     }
     if (!libtorch.cmakePrefix) {
-      err(`robust-synth build: ${values.libtorch} has no CMake config (share/cmake/Torch), so nothing can be built against it`);
+      err(`robust-synth build: ${options.libtorch} has no CMake config (share/cmake/Torch), so nothing can be built against it`);
       return 1;
     }
   } else {
