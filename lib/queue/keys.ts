@@ -3,8 +3,25 @@
  * One module, so that `status` or `collect` need not load the worker to know a key's name.
  */
 
-/** The hash of worker heartbeats of a queue (what `status` lists as workers seen). */
+/** The hash of worker heartbeats of a queue (what `status` lists as workers seen): worker id to a WorkerStats JSON. */
 export const workersKey = (prefix: string, queue: string) => `${prefix}:${queue}:rs-workers`;
+
+/** A worker's heartbeat record. */
+export interface WorkerStats {
+  id: string;
+  host: string;
+  pid: number;
+  device: string;
+  concurrency: number;
+  startedAt: number;
+  lastSeen: number;
+  jobs: number;
+  images: number;
+  failed: number;
+  batches: number;
+  rows: number;
+  stopped?: boolean;
+}
 
 /** The lock a shared output directory's manifest merge holds (--shared only). */
 export const lockKey = (prefix: string, queue: string, dir: string) => `${prefix}:${queue}:rs-lock:${dir}`;

@@ -3,8 +3,7 @@ import { Queue } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 import { DEFAULT_QUEUE } from './jobs.js';
 import { bullConnection, createClient } from './redis.js';
-import { workersKey } from './keys.js';
-import type { WorkerStats } from './worker.js';
+import { workersKey, type WorkerStats } from './keys.js';
 
 export interface QueueStatus {
   queue: string;

@@ -27,7 +27,7 @@ import {
   checkJob, DEFAULT_QUEUE, failureMessage, isPermanent, jobImage, jobRows,
   type JobData, type JobLimits, type JobResult, type TranslateJobData,
 } from './jobs.js';
-import { lockKey, resultsKey, workersKey } from './keys.js';
+import { lockKey, resultsKey, workersKey, type WorkerStats } from './keys.js';
 import { ManifestMerger } from './manifest-merger.js';
 import { ModelCache } from './model-cache.js';
 import { bullConnection, createClient } from './redis.js';
@@ -70,23 +70,8 @@ export interface QueueWorkerOptions {
 /** No maxBatch: derived per job from its shape and this machine's memory (jobs.ts maxBatchFor). No allowOut: the worker writes nowhere. */
 export const DEFAULT_LIMITS: JobLimits = { maxIterations: 10_000, maxImageBytes: 16 << 20, allowOut: [] };
 
-export interface WorkerStats {
-  id: string;
-  host: string;
-  pid: number;
-  device: string;
-  concurrency: number;
-  startedAt: number;
-  lastSeen: number;
-  jobs: number;
-  images: number;
-  failed: number;
-  batches: number;
-  rows: number;
-  stopped?: boolean;
-}
 
-export { workersKey };
+export { workersKey, type WorkerStats };
 
 export interface QueueWorker {
   readonly id: string;

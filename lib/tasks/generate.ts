@@ -62,6 +62,8 @@ export async function generate(options: GenerateOptions): Promise<TaskResult> {
     }
   }
   const settings = resolveSettings('generate', options);
+  // Seed i of a class depends only on (class, randomSeed, i) (lib/seeds.ts): a queue job of
+  // seeds start..end-1 draws exactly these rows, at the cost of end - start seeds.
   const x0 = concat(classes.map((k) => sampleSeeds(seeds, kind, k, count, randomSeed, clf.inputShape)));
   const targets = Int32Array.from(classes.flatMap((k) => Array<number>(count).fill(k)));
   return runBatched('generate', { ...options, classifier: clf }, settings, x0, targets);
