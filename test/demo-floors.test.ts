@@ -45,6 +45,8 @@ describe('demo floors', () => {
     // A unit that was not raised, an unreadable note.
     const flat = panels(10).map((p) => (p.title === 'Paint with features' ? { ...p, notes: { ...p.notes, 'fashion-robust': 'unit 3: median 2.40 -> 2.40 (its largest on real images: 3.00)' } } : p));
     expect(checkDemoNotes(flat, MODELS)).toEqual([expect.stringMatching(/Paint with features, fashion-robust: the unit was not raised/)]);
+    const apart = panels(10).map((p) => (p.title === 'Representation inversion' ? { ...p, notes: { ...p.notes, 'fashion-robust': p.notes['fashion-robust']!.replace('0.90 -> 0.10', '0.90 -> 0.95') } } : p));
+    expect(checkDemoNotes(apart, MODELS)).toEqual([expect.stringMatching(/Representation inversion, fashion-robust: the representation did not come closer/)]);
     const blank = panels(10).map((p) => (p.title === 'Inpainting' ? { ...p, notes: { ...p.notes, 'fashion-standard': '' } } : p));
     expect(checkDemoNotes(blank, MODELS)).toEqual([expect.stringMatching(/Inpainting, fashion-standard: no count/)]);
   });

@@ -84,6 +84,9 @@ export function checkDemoNotes(panels: Array<{ title: string; notes: Record<stri
           const floor = classFloor(m, p.title, n);
           if (hit < floor) bad.push(`${p.title}, ${m}: ${hit}/${n} reached the class, fewer than ${floor} ("${note}")`);
         }
+        // Inversion: "relative representation distance 0.91 -> 0.12": the representations came closer.
+        const d = /representation distance ([\d.]+) -> ([\d.]+)/.exec(note);
+        if (p.title === 'Representation inversion' && !(d && Number(d[2]) < Number(d[1]))) bad.push(`${p.title}, ${m}: the representation did not come closer ("${note}")`);
       } else if (p.title === 'Feature visualization') {
         // "median unit value 1.23x its largest on real images (from 0.10x)": raised from the start.
         const v = /median unit value ([\d.]+)x .*\(from ([\d.]+)x\)/.exec(note);
