@@ -85,6 +85,33 @@ describe('PgdSession.dispose', () => {
     expect((await clf.logits(opts.x0)).shape).toEqual([4, 10]);
   });
 
+  it('the addon itself refuses a disposed session (ERR_DISPOSED) and a finished one (ERR_BAD_INPUT)', async () => {
+    const b = loadBinding();
+    const model = await b.load(clf.path, 'cpu', [1, 28, 28]).promise;
+    const raw = { ...opts, targets: Int32Array.from([1, 2, 3, 4]), constraint: '2' as const, useBest: true, randomStart: false, seed: 0, targeted: true, bf16: false, penaltyWeight: 0, progressEvery: 1 };
+    const nativeCode = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return undefined;
+    };
+    const d = await model.createSession(raw).promise;
+    await d.step().promise;
+    await d.dispose().promise;
+    await d.dispose().promise;
+    expect(nativeCode(() => d.step())).toBe('ERR_DISPOSED');
+    expect(nativeCode(() => d.current())).toBe('ERR_DISPOSED');
+    expect(nativeCode(() => d.finish())).toBe('ERR_DISPOSED');
+    const f = await model.createSession(raw).promise;
+    await f.finish().promise;
+    expect(nativeCode(() => f.step())).toBe('ERR_BAD_INPUT');
+    await f.dispose().promise;
+    expect(nativeCode(() => f.step())).toBe('ERR_DISPOSED');
+    await model.dispose().promise;
+  });
+
   it('await using disposes the session when its block ends, also when the block throws', async () => {
     const before = await settled();
     let kept: PgdSession | undefined;
