@@ -508,11 +508,20 @@ describe('the process ends cleanly', () => {
     const out = tempDir('rs-sigint-out-');
     const args = ['--import', 'tsx', CLI, 'translate', '--model', MODEL, '--image', src, '--to', 'Bag', '--iterations', '150', '--batch', '1', '--out', out];
     const outputs = () => (existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('-to-bag.png')) : []);
+    // Outputs the manifest lists (it is replaced atomically, after each batch's images).
+    const listed = () => {
+      try {
+        return (JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).entries as unknown[]).length;
+      } catch {
+        return 0;
+      }
+    };
     const exit = await new Promise<{ code: number | null; signal: string | null; ms: number }>((resolve) => {
       const c = spawn(process.execPath, args, { stdio: 'ignore' });
       let sent = 0;
       const timer = setInterval(() => {
-        if (!sent && outputs().length >= 1) {
+        // Once a batch is recorded: an image written but not yet listed is redone on restart.
+        if (!sent && listed() >= 1) {
           sent = performance.now();
           c.kill('SIGINT');
         }
