@@ -2,7 +2,7 @@
  * The low-level public API: load a TorchScript classifier, read its logits, and run the native
  * PGD engine on it. Every synthesis task (lib/tasks/) is built on exactly this.
  */
-import { loadBinding, type RawModel } from '../binding/index.js';
+import { bindingInfo, loadBinding, type KernelSettings, type RawModel } from '../binding/index.js';
 import { RobustSynthError } from './errors.js';
 import { modelsDir, readCard, resolveModel, sha256File, type ModelCard } from './models.js';
 import { settle } from './native-job.js';
@@ -124,15 +124,18 @@ export class Classifier {
   readonly inputShape: [number, number, number];
   readonly classes: string[];
   readonly card?: ModelCard;
-  /** How the module was prepared at load time (LoadOptions after defaults; freeze is false where freezing failed). */
-  readonly preparation: { channelsLast: boolean; freeze: boolean };
+  /**
+   * How the module was prepared at load time (LoadOptions after defaults; freeze is false where
+   * freezing failed), and the process-wide kernel settings the self-check chose (binding/kernel-check.ts).
+   */
+  readonly preparation: { channelsLast: boolean; freeze: boolean; kernels?: KernelSettings };
   #raw: RawModel | undefined;
   /** Sessions not yet finished or disposed; weak, so an abandoned one can still be collected. */
   #sessions = new Set<WeakRef<PgdSession>>();
 
   private constructor(
     raw: RawModel, path: string, inputShape: [number, number, number], classes: string[], card: ModelCard | undefined,
-    preparation: { channelsLast: boolean; freeze: boolean },
+    preparation: Classifier['preparation'],
   ) {
     const info = raw.info();
     this.#raw = raw;
@@ -207,7 +210,7 @@ export class Classifier {
       );
     }
     inputShape = info.inputShape;
-    const preparation = { channelsLast: info.channelsLast, freeze: info.frozen };
+    const preparation = { channelsLast: info.channelsLast, freeze: info.frozen, kernels: bindingInfo()?.kernels };
     return new Classifier(raw, path, inputShape, options.classes ?? card?.classes ?? [], card, preparation);
   }
 
