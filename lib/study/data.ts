@@ -8,12 +8,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { IMAGENETTE, type LabeledImages } from '../datasets.js';
 import { RobustSynthError } from '../errors.js';
-import { readImage, writeFileAtomic } from '../images.js';
+import { isImageFile, readImage, writeFileAtomic } from '../images.js';
 import { fitSeeds, loadSeeds, saveSeeds, type SeedModel } from '../seeds.js';
 import type { ImageBatch } from '../tensor.js';
 
 export const SIZE: [number, number, number] = [3, 224, 224];
-const IMAGE_EXT = /\.(png|jpe?g|webp|gif|tiff?|avif)$/i;
 
 export interface StudyClass {
   wnid: string;
@@ -38,7 +37,7 @@ export interface ImagenetteFolder {
 
 const listImages = (dir: string) =>
   readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isFile() && IMAGE_EXT.test(d.name))
+    .filter((d) => d.isFile() && isImageFile(d.name))
     .map((d) => join(dir, d.name))
     .sort();
 
