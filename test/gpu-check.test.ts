@@ -44,12 +44,12 @@ describe('scripts/gpu-check.sh --device cpu --quick', () => {
 
   it('compares the CPU with itself exactly, at one fixed thread count, and reports bf16', () => {
     type Row = { model: string; bf16: boolean; threads: number; maxAbsDiff: number; predictionsAgree: boolean; limit: number | null };
-    const c = json<{ ok: boolean; limit: number; threads: { fixed: number; policy: { mode: string; current: number } }; rows: Row[] }>('compare.json');
+    const c = json<{ ok: boolean; limit: number; threads: { fixed: number; policy: { mode: string; current: number; max: number } }; rows: Row[] }>('compare.json');
     expect(c.ok).toBe(true);
     // The same code, inputs and thread count: the same bits (a GPU keeps its 1e-3 limit).
     expect(c.limit).toBe(0);
     expect(c.threads.fixed).toBe(1);
-    expect(c.threads.policy).toMatchObject({ mode: 'fixed', current: 1 });
+    expect(c.threads.policy).toMatchObject({ mode: 'fixed', max: 1 });
     expect(c.rows.map((r) => `${r.model}/${r.bf16}`)).toEqual(['fashion-robust/false', 'fashion-robust/true', 'resnet50/false', 'resnet50/true']);
     for (const r of c.rows) expect(r.threads, `${r.model}/${r.bf16}`).toBe(1);
     for (const r of c.rows.filter((r) => !r.bf16)) {

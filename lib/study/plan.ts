@@ -101,7 +101,8 @@ export function runKey(device: Device, batch: number, bf16: boolean): RunKey {
   const policy = threadPolicy();
   return {
     device: resolved,
-    threads: resolved === 'cpu' ? (policy.mode === 'fixed' ? policy.current : 'auto') : null,
+    // A fixed count is `max` (the compute thread applies it at its next job; `current` lags until then).
+    threads: resolved === 'cpu' ? (policy.mode === 'fixed' ? policy.max : 'auto') : null,
     batch,
     dtype: bf16 ? 'bf16-autocast' : 'fp32',
     engine: `libtorch ${info.torchVersion} ${info.variant}`,
