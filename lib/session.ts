@@ -83,14 +83,18 @@ export class PgdSession implements AsyncDisposable {
   /**
    * Frees the session's native state now (after its calls already queued; a step already
    * running ends first). Later calls of step(), current() and finish() throw ERR_DISPOSED.
-   * Safe to call any number of times; after finish() it does nothing.
+   * Safe to call any number of times, never rejects; after finish() it does nothing.
    */
   dispose(): Promise<void> {
     if (this.#state === 'finished') return Promise.resolve(); // finish() let go of everything
     if (!this.#disposing) {
       this.#state = 'disposed';
       const raw = this.#raw;
-      this.#disposing = settle(() => raw.dispose(), new Error()).finally(() => this.#closed());
+      // Never rejects, so that it is safe in a `finally`: the job lets go of the references
+      // whether it runs or fails (an environment torn down, the process exiting).
+      this.#disposing = settle(() => raw.dispose(), new Error())
+        .catch(() => undefined)
+        .finally(() => this.#closed());
     }
     return this.#disposing;
   }
