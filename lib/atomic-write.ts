@@ -10,12 +10,13 @@ import { basename, dirname, join } from 'node:path';
 /** What every temp file this writer makes ends with: `NAME.HOST-PID.RANDOM.partial`. */
 export const TEMP_SUFFIX = '.partial';
 
-const HOST = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-') || 'host';
+const HOST = (hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-') || 'host').slice(0, 64);
 const TEMP_RE = /\.([a-z0-9-]+)-(\d+)\.[0-9a-f]{12}\.partial$/;
 
 /** A temp name for `path`, unique to this host, process and call. */
 export function tempName(path: string): string {
-  return join(dirname(path), `${basename(path)}.${HOST}-${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+  // The name is cut so that the temp name stays within file-name limits (255 bytes).
+  return join(dirname(path), `${basename(path).slice(0, 100)}.${HOST.slice(0, 64)}-${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
 }
 
 function alive(pid: number): boolean {

@@ -90,7 +90,7 @@ describe('robust-synth CLI', () => {
     const names = COMMANDS.map((c) => c.name);
     expect(names).toEqual([
       'demo', 'generate', 'inpaint', 'super-resolve', 'translate', 'visualize-feature', 'paint-feature', 'invert', 'sketch-to-image',
-      'fit-seeds', 'eval', 'study', 'serve', 'submit', 'worker', 'status', 'models', 'setup', 'build',
+      'fit-seeds', 'eval', 'study', 'serve', 'submit', 'worker', 'collect', 'status', 'models', 'setup', 'build',
     ]);
     const runs = await cliAll(names.flatMap((n) => [[n, '--help'], [n, '-h']]));
     for (const [i, entry] of COMMANDS.entries()) {

@@ -12,7 +12,7 @@ import { tempDir } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '../lib/cli/index.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
-const HOST = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-') || 'host';
+const HOST = (hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-') || 'host').slice(0, 64);
 
 describe('atomic writes', () => {
   it('a write that fails leaves no temp file and the target as it was', () => {
