@@ -139,7 +139,7 @@ describe('robust-synth CLI', () => {
     expect(closest('vis', names())).toBe('visualize-feature');
     expect(closest('model', names())).toBe('models');
     expect(closest('xyz', names())).toBeUndefined();
-  });
+  }, 600_000); // some 40 command lines, two at a time: minutes on a busy machine
 
   it('a negative value reaches validation: joined to its flag, never taken for a flag', () => {
     const opts = { eps: { type: 'string', description: '' }, bf16: { type: 'boolean', description: '' } } as const;
