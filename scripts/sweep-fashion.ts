@@ -14,7 +14,9 @@
  * on which candidates are chosen.
  *
  *   npx tsx scripts/sweep-fashion.ts scratch/sweep/NAME/fashion-robust.pt [--threads 1] [--gen-eps 10] [--attack-eps 1.0]
- *     [--attack-limit 2000] [--judges NAME,NAME,...]   (writes measure.json next to the model)
+ *     [--attack-limit 2000] [--judges NAME,NAME,...]   (writes measure.json next to the model, or --out FILE)
+ *     [--per-class 30] [--sources 5]   a smaller sample for a quick pass: generations per class and
+ *                                      seed kind, translation sources per class (each to 9 classes)
  *   npx tsx scripts/sweep-fashion.ts table scratch/sweep/*\/measure.json     # the Markdown table, one column per judge
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,7 +41,7 @@ const r4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
 type Judged = { least: number; byJudge: Record<string, number> };
 
-async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackEps: number[]; attackLimit: number; judges: string[] }) {
+async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackEps: number[]; attackLimit: number; judges: string[]; perClass: number; sources: number }) {
   const t0 = performance.now();
   const clf = await Classifier.load(path, { device: 'cpu', verifyChecksum: false });
   const judges: Classifier[] = [];
@@ -52,7 +54,7 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
     return { all: { least: Math.min(...Object.values(byJudge)), byJudge }, preds };
   };
   const test = readFashionMnist('test');
-  const out: Record<string, any> = { path, judges: judges.map((j) => j.name), card: clf.card, accuracy: {}, generation: {}, translation: {} };
+  const out: Record<string, any> = { path, judges: judges.map((j) => j.name), card: clf.card, perClass: o.perClass, sources: o.sources, accuracy: {}, generation: {}, translation: {} };
   const lap = (what: string) => console.log(`${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
   out.accuracy.clean = r4(await robustAccuracy(clf, test, 0));
@@ -65,12 +67,12 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
     const row: Record<string, any> = {};
     const perClass: Record<string, Record<string, number[]>> = {};
     for (const kind of SEED_KINDS) {
-      const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: FULL.perClass, seed: kind, randomSeed: FULL.seed, eps, step: o.genStep, iterations: o.genIterations });
+      const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: o.perClass, seed: kind, randomSeed: FULL.seed, eps, step: o.genStep, iterations: o.genIterations });
       const { all, preds } = await judged(r.images, r.targets);
       row[kind] = all;
       row[`${kind}Self`] = r4(agree(r.predictions, r.targets));
-      // Each judge's agreement per class (10 classes, FULL.perClass images each, in class order).
-      const n = FULL.perClass;
+      // Each judge's agreement per class (10 classes, o.perClass images each, in class order).
+      const n = o.perClass;
       perClass[kind] = Object.fromEntries(judges.map((j, i) => [j.name, Array.from({ length: 10 }, (_, k) => r4(agree(preds[i]!.subarray(k * n, (k + 1) * n), r.targets.subarray(k * n, (k + 1) * n))))]));
     }
     out.generation[`eps${eps}`] = { eps, step: o.genStep, iterations: o.genIterations, ...row, perClass };
@@ -82,7 +84,7 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
   const srcIdx: number[] = [];
   for (let k = 0; k < 10; k++) {
     let got = 0;
-    for (let i = FULL.restoreImages; i < test.labels.length && got < FULL.translatePerClass; i++) if (test.labels[i] === k) srcIdx.push(i), got++;
+    for (let i = FULL.restoreImages; i < test.labels.length && got < o.sources; i++) if (test.labels[i] === k) srcIdx.push(i), got++;
   }
   const pairs: Array<[number, number]> = [];
   for (const i of srcIdx) for (let b = 0; b < 10; b++) if (b !== test.labels[i]) pairs.push([i, b]);
@@ -109,9 +111,9 @@ function table(files: string[]): string {
   const judges: string[] = rows.find((r) => r.judges)?.judges ?? ['fashion-judge'];
   const labels = judges.map(judgeLabel).join(' / ');
   const gen = rows.find((r) => r.generation.eps10) ? 'eps10' : Object.keys(rows[0]?.generation ?? {})[0] ?? 'eps10';
-  const head = ['candidate', 'arch', 'train eps', 'epochs', 'clean', 'L2 1.0',
+  const head = ['candidate', 'arch', 'train eps', 'epochs', 'attack steps', 'clean', 'L2 1.0',
     ...['uniform', 'normal', 'mvn'].flatMap((k) => [`${k} ${gen.slice(3) ? `eps ${gen.slice(3)}` : ''} (${labels})`, 'least']),
-    `translation eps 10 (${labels})`, 'least', 'train min'];
+    `translation eps 10 (${labels})`, 'least', 'sample: generations per seed kind / pairs', 'train min'];
   const lines = rows.map((r) => {
     const c = r.card ?? {};
     return [
@@ -119,10 +121,12 @@ function table(files: string[]): string {
       c.architecture,
       c.eps,
       c.training?.epochs,
+      c.training?.pgdSteps ?? '-',
       pct(r.accuracy.clean),
       pct(r.accuracy['l2-1.0'] ?? c.accuracy?.['l2-1.0']),
       ...['uniform', 'normal', 'mvn'].flatMap((k) => judgedCells(r.generation[gen]?.[k], judges)),
       ...judgedCells(r.translation.eps10?.judgeTarget, judges),
+      `${10 * (r.perClass ?? FULL.perClass)} / ${r.translation.eps10?.pairs ?? ''}`,
       c.training?.seconds !== undefined ? (c.training.seconds / 60).toFixed(0) : '',
     ];
   });
@@ -140,6 +144,8 @@ const { values, positionals } = parseArgs({
     'attack-eps': { type: 'string', default: '1.0' },
     'attack-limit': { type: 'string', default: '2000' },
     judges: { type: 'string', default: JUDGES.join(',') },
+    'per-class': { type: 'string', default: String(FULL.perClass) },
+    sources: { type: 'string', default: String(FULL.translatePerClass) },
     out: { type: 'string' },
   },
 });
@@ -158,6 +164,8 @@ if (positionals[0] === 'table') {
       attackEps: list(values['attack-eps']!),
       attackLimit: Number(values['attack-limit']),
       judges: values.judges!.split(','),
+      perClass: Number(values['per-class']),
+      sources: Number(values.sources),
     });
     // --out FILE: where the figures go (default DIR/measure.json beside the model).
     const file = values.out ?? `${dirname(path)}/measure.json`;
