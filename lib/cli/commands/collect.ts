@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { RobustSynthError } from '../../errors.js';
-import { readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { readRedisFlags, REDIS_FLAGS } from '../queue-options.js';
 import { SUBMISSION_ID } from '../../queue/keys.js';
 import { checkRedis } from '../../queue/redis.js';
 import { submissionJobs } from '../../queue/submit.js';

@@ -1,5 +1,5 @@
 /** `robust-synth status`: a queue's job counts per state and the workers seen (lib/queue/status.ts). */
-import { duration, readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { duration, readRedisFlags, REDIS_FLAGS } from '../queue-options.js';
 import { checkRedis, redact } from '../../queue/redis.js';
 import { queueStatus } from '../../queue/status.js';
 import type { Command } from '../command.js';

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { RobustSynthError } from '../../errors.js';
 import { formatDuration as duration, progressLine as renderProgress } from '../../progress.js';
-import { readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { readRedisFlags, REDIS_FLAGS } from '../queue-options.js';
 import { SUBMISSION_ID } from '../../queue/keys.js';
 import { checkRedis } from '../../queue/redis.js';
 import {

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setThreads, type Device } from '../../classifier.js';
 import { RobustSynthError } from '../../errors.js';
-import { readRedisFlags, REDIS_FLAGS } from '../../queue/cli-options.js';
+import { readRedisFlags, REDIS_FLAGS } from '../queue-options.js';
 import { checkRedis, redact } from '../../queue/redis.js';
 import { DEFAULT_LIMITS, startWorker } from '../../queue/worker.js';
 import * as is from '../../validate.js';

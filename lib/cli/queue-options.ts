@@ -1,9 +1,9 @@
-/** Command-line pieces the queue commands (worker, submit, status) share: the Redis flags. */
+/** Command-line pieces the queue commands (worker, submit, collect, status) share: the Redis flags. */
 import type { RedisOptions } from 'ioredis';
-import type { OptionSpecs, Values } from '../cli/command.js';
+import type { OptionSpecs, Values } from './command.js';
 import { RobustSynthError } from '../errors.js';
-import { DEFAULT_QUEUE } from './jobs.js';
-import { REDIS_PASSWORD_ENV, REDIS_URL_ENV, redisOptions } from './redis.js';
+import { DEFAULT_QUEUE } from '../queue/jobs.js';
+import { REDIS_PASSWORD_ENV, REDIS_URL_ENV, redisOptions } from '../queue/redis.js';
 
 export const REDIS_FLAGS: OptionSpecs = {
   redis: { type: 'string', value: 'URL', description: `the Redis server: redis://[user:password@]host:port[/db], or rediss:// for TLS (default: $${REDIS_URL_ENV}; password also from $${REDIS_PASSWORD_ENV})` },
