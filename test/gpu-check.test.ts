@@ -57,11 +57,10 @@ describe('scripts/gpu-check.sh --device cpu --quick', () => {
       expect(r.predictionsAgree, r.model).toBe(true);
       expect(r.limit).toBe(0);
     }
-    // bf16 against the fp32 reference: reported, not judged, but it is a real difference, and a small one.
+    // bf16 against the fp32 reference: reported, not judged; a difference shows that bf16 really ran.
     for (const r of c.rows.filter((r) => r.bf16)) {
       expect(r.limit).toBeNull();
       expect(r.maxAbsDiff, r.model).toBeGreaterThan(0);
-      expect(r.maxAbsDiff, r.model).toBeLessThanOrEqual(1);
     }
   });
 
