@@ -30,13 +30,11 @@ interface Run {
   status: number | null;
   stdout: string;
   stderr: string;
-  ms: number;
 }
 
 function cli(args: string[]): Run {
-  const t0 = performance.now();
   const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 400_000, cwd: ROOT });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Every PNG under a directory. */
@@ -236,14 +234,14 @@ describe('robust-synth study', () => {
     }
   });
 
-  it('a rerun skips finished parts, fast, and says so; a lost part is redone alone', () => {
+  it('a rerun skips finished parts and says so; a lost part is redone alone', () => {
     const args = ['study', '--robust', join(models, 'robust.pt'), '--standard', join(models, 'standard.pt'), '--data', data, ...TINY, '--out', out];
     const again = cli(args);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/0 part\(s\) ran, 12 skipped \(finished earlier with the same settings\)/);
     expect(again.stderr).toMatch(/skipped generate-robust-mvn: finished earlier with the same settings/);
     expect(again.stderr).not.toMatch(/seeds: (reading|fitted)/); // no model loaded, no seed fitted
-    expect(again.ms).toBeLessThan(Math.max(15_000, first.ms / 3));
+    expect(again.stderr).not.toMatch(/running \S+ \(/); // no part ran (no timing assertion: the machine may be busy)
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(report.parts.every((p: any) => p.status === 'skipped')).toBe(true);
     expect(report.sections.translate.grids[0].rows.length).toBe(3);
