@@ -114,10 +114,12 @@ function table(files: string[]): string {
   const head = ['candidate', 'arch', 'train eps', 'epochs', 'attack steps', 'clean', 'L2 1.0',
     ...['uniform', 'normal', 'mvn'].flatMap((k) => [`${k} ${gen.slice(3) ? `eps ${gen.slice(3)}` : ''} (${labels})`, 'least']),
     `translation eps 10 (${labels})`, 'least', 'sample: generations per seed kind / pairs', 'train min'];
-  const lines = rows.map((r) => {
+  const lines = rows.map((r, i) => {
     const c = r.card ?? {};
+    // The candidate's name: its measure file's (--out NAME.json), else its directory's, else its own.
+    const file = basename(files[i]!, '.json');
     return [
-      basename(dirname(r.path)) === 'models' ? basename(r.path, '.pt') : basename(dirname(r.path)),
+      file !== 'measure' ? file : basename(dirname(r.path)) === 'models' ? basename(r.path, '.pt') : basename(dirname(r.path)),
       c.architecture,
       c.eps,
       c.training?.epochs,
