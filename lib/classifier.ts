@@ -227,13 +227,7 @@ export class Classifier {
 
   /** Resolves class names and indices to indices, checking the range. */
   classIndex(ref: ClassRef, name = 'class'): number {
-    if (typeof ref === 'string') {
-      const i = this.classes.findIndex((c) => c.toLowerCase() === ref.toLowerCase());
-      if (i >= 0) return i;
-      if (/^\d+$/.test(ref)) return this.classIndex(Number(ref), name);
-      throw new RobustSynthError('ERR_BAD_INPUT', `Unknown class '${ref}' for ${name}; ${this.name} knows: ${this.classes.join(', ')}`);
-    }
-    return is.integer(name, ref, { min: 0, max: this.numClasses - 1 });
+    return is.classIndex(this, ref, name);
   }
 
   /** Logits [n, classes] of a batch. */

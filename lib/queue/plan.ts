@@ -39,17 +39,6 @@ export async function resolveModelRef(name: string, o: { modelDirs?: string[]; i
   return { name, sha256: card?.sha256 ?? (await sha256File(resolved.path)), shape, classes: card?.classes ?? [], card };
 }
 
-/** A class name or index, against the model card's class list (as Classifier.classIndex reads it). */
-export function classIndex(m: ModelRef, ref: string | number, name: string): number {
-  if (typeof ref === 'string') {
-    const i = m.classes.findIndex((c) => c.toLowerCase() === ref.toLowerCase());
-    if (i >= 0) return i;
-    if (/^\d+$/.test(ref)) return classIndex(m, Number(ref), name);
-    throw new RobustSynthError('ERR_BAD_INPUT', `Unknown class '${ref}' for ${name}; ${m.name} knows: ${m.classes.join(', ')}`);
-  }
-  return is.integer(name, ref, { min: 0, max: m.classes.length ? m.classes.length - 1 : 1e6 });
-}
-
 export interface SettingsOverrides {
   eps?: number;
   step?: number;

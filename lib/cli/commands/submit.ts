@@ -13,12 +13,12 @@ import { readRedisFlags, REDIS_FLAGS } from '../queue-options.js';
 import { SUBMISSION_ID } from '../../queue/keys.js';
 import { checkRedis } from '../../queue/redis.js';
 import {
-  classIndex, listImages, planGenerate, planTranslate, resolveJobSettings, resolveModelRef, submitJobs,
+  listImages, planGenerate, planTranslate, resolveJobSettings, resolveModelRef, submitJobs,
   type PlannedJob, type SubmitProgress, type SubmitSummary,
 } from '../../queue/submit.js';
 import { SEED_KINDS } from '../../seeds.js';
 import * as is from '../../validate.js';
-import { checkOutDir, numberFlag, required, runCommand, type Command, type OptionSpecs, type Values } from '../command.js';
+import { checkOutDir, inputShapeFlag, numberFlag, required, runCommand, type Command, type OptionSpecs, type Values } from '../command.js';
 
 const COMMON: OptionSpecs = {
   out: { type: 'string', value: 'DIR', description: "the output directory, on this machine: the workers' results come back through Redis and are written here" },
@@ -51,16 +51,6 @@ export function submissionId(values: Values, out: string): string {
 /** Where the jobs' results go: `submission`, and `out` for the workers only with --shared. */
 function delivery(values: Values, out: string): { submission: string; out?: string } {
   return { submission: submissionId(values, out), ...(values.shared ? { out } : {}) };
-}
-
-function shapeFlag(values: Values): [number, number, number] | undefined {
-  const shape = values['input-shape'];
-  if (shape === undefined) return undefined;
-  const parts = String(shape).split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
-  if (parts.length !== 3 || !parts.every((n) => Number.isInteger(n) && n >= 1)) {
-    throw new RobustSynthError('ERR_BAD_INPUT', `--input-shape must be C,H,W (three integers >= 1), got '${String(shape)}'`);
-  }
-  return parts as [number, number, number];
 }
 
 /** The whole set on one line (lib/progress.ts): a bar on a terminal, a line every 10 % (and at least every 30 s) elsewhere. */
@@ -136,8 +126,8 @@ export const submitTranslateCommand: Command = {
     const src = required(values, 'image', 'a file or a directory');
     const to = required(values, 'to', 'a class name or index');
     const out = checkOutDir(resolve(required(values, 'out', 'the output directory')));
-    const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: shapeFlag(values) });
-    const target = classIndex(model, to, 'to');
+    const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: inputShapeFlag(values) });
+    const target = is.classIndex(model, to, 'to');
     const settings = resolveJobSettings('translate', model.shape, {
       eps: numberFlag(values, 'eps'), step: numberFlag(values, 'step'), iterations: numberFlag(values, 'iterations'), batch: numberFlag(values, 'batch'), bf16: Boolean(values.bf16),
     });
@@ -163,8 +153,8 @@ export const submitGenerateCommand: Command = {
     required(values, 'class', 'a class name or index; repeatable');
     const seed = is.oneOf('seed', values.seed, SEED_KINDS);
     const out = checkOutDir(resolve(required(values, 'out', 'the output directory')));
-    const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: shapeFlag(values) });
-    const classes = (values.class as string[]).map((c) => classIndex(model, c, 'classes'));
+    const model = await resolveModelRef(String(values.model), { modelDirs: (values['model-dir'] as string[] | undefined) ?? [], inputShape: inputShapeFlag(values) });
+    const classes = (values.class as string[]).map((c) => is.classIndex(model, c, 'classes'));
     const settings = resolveJobSettings('generate', model.shape, {
       eps: numberFlag(values, 'eps'), step: numberFlag(values, 'step'), iterations: numberFlag(values, 'iterations'), batch: numberFlag(values, 'batch'), bf16: Boolean(values.bf16),
     });
