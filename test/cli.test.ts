@@ -259,6 +259,19 @@ describe('robust-synth CLI', () => {
     expect(help).toMatch(/--dir DIR +deprecated: the old name of --model-dir/);
   });
 
+  it('one name for the model directory: worker takes --model-dir, with --models kept as a deprecated alias', () => {
+    const help = cli(['worker', '--help']).stdout;
+    expect(help).toMatch(/--model-dir DIR +a directory of models/);
+    expect(help).toMatch(/--models DIR +deprecated: the old name of --model-dir/);
+    // Both names reach the same check, before any connection to Redis.
+    const missing = join(tempDir('rs-worker-dirs-'), 'absent');
+    for (const flag of ['--model-dir', '--models']) {
+      const r = cli(['worker', '--redis', 'redis://127.0.0.1:1', flag, missing]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--model-dir must be a directory, got ${missing}`);
+    }
+  });
+
   it('models lists the embedded pair with their accuracies', () => {
     const r = cli(['models']);
     expect(r.status).toBe(0);

@@ -25,7 +25,7 @@ export class ModelCache {
 
   #load(name: string): Promise<LoadedModel> {
     const p = (async () => {
-      // By name only, and only from the allow-list: the embedded models and --models.
+      // By name only, and only from the allow-list: the embedded models and --model-dir.
       const clf = await Classifier.load(name, { device: this.device, modelDirs: this.modelDirs, allowedDirs: this.modelDirs });
       this.log(`loaded ${name} (${clf.path}) on ${clf.device}`);
       return { clf, sha256: clf.card?.sha256 ?? (await sha256File(clf.path)) };

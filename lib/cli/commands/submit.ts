@@ -25,7 +25,7 @@ const COMMON: OptionSpecs = {
   submission: { type: 'string', value: 'ID', description: 'the id to collect a --detach submission by (default: from this host and --out, so that submitting again finds the same jobs)' },
   shared: { type: 'boolean', default: false, description: 'the workers write into --out themselves: a directory every worker sees at the same path, inside their --allow-out' },
   ...REDIS_FLAGS,
-  model: { type: 'string', default: 'fashion-robust', value: 'NAME', description: 'a model name workers know (embedded, or in their --models); never a path' },
+  model: { type: 'string', default: 'fashion-robust', value: 'NAME', description: 'a model name workers know (embedded, or in their --model-dir); never a path' },
   'model-dir': { type: 'string', multiple: true, value: 'DIR', description: "where this machine finds the model's card (its hash and shape) when it is not embedded", params: ['modelDirs'] },
   'input-shape': { type: 'string', value: 'C,H,W', description: "the model's input shape, for a model without a model card" },
   eps: { type: 'string', value: 'X', description: "radius of the L2 ball PGD stays in (default: the task's setting for the model's input size)" },

@@ -2,7 +2,7 @@
  * `robust-synth worker`: takes jobs from the queue (lib/queue/worker.ts) until SIGINT or SIGTERM,
  * then finishes the jobs it holds and exits. It returns every output through Redis and writes
  * nothing, unless --allow-out lets `submit --shared` jobs write inside a directory. Models come
- * only from its allow-list: the embedded ones and --models DIR, by the name a job gives.
+ * only from its allow-list: the embedded ones and --model-dir DIR, by the name a job gives.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,12 +23,13 @@ function dirs(values: string[] | undefined, flag: string): string[] {
 
 export const workerCommand: Command = {
   name: 'worker',
-  usage: '--redis URL [--device cpu|cuda|cuda:N] [--concurrency N] [--models DIR] [options]',
+  usage: '--redis URL [--device cpu|cuda|cuda:N] [--concurrency N] [--model-dir DIR] [options]',
   options: {
     ...REDIS_FLAGS,
     device: { type: 'string', default: 'auto', value: 'cpu|cuda|cuda:N|auto', description: 'where to compute' },
     concurrency: { type: 'string', default: 'auto', value: 'N|auto', description: "jobs held at once, each locked; compatible ones share a device batch (auto: twice the jobs' --batch, at most 256)" },
-    models: { type: 'string', multiple: true, value: 'DIR', description: 'a directory of models (.pt and cards) jobs may name; the embedded models are always allowed, nothing else is', params: ['modelDirs'] },
+    'model-dir': { type: 'string', multiple: true, value: 'DIR', description: 'a directory of models (.pt and cards) jobs may name; the embedded models are always allowed, nothing else is', params: ['modelDirs'] },
+    models: { type: 'string', multiple: true, value: 'DIR', description: '', aliasOf: 'model-dir' },
     threads: { type: 'string', value: 'N|auto', description: 'CPU threads for the compute (default: auto; fix it, e.g. 1, for results identical to other machines)' },
     'allow-out': { type: 'string', multiple: true, value: 'DIR', description: 'let `submit --shared` jobs write their outputs into directories inside DIR (default: none; the worker writes nothing and refuses such jobs)' },
     name: { type: 'string', value: 'NAME', description: 'this worker\'s name in status and results (default: HOST-PID)' },
@@ -55,7 +56,7 @@ export const workerCommand: Command = {
     const mb = is.finiteNumber('maxImageBytes', numberFlag(values, 'max-image-mb'), { min: 0, minExclusive: true, max: 1024 });
     const name = values.name as string | undefined;
     if (name !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(name)) throw new RobustSynthError('ERR_BAD_INPUT', `--name must be letters, digits, . _ -, got '${name}'`);
-    const modelDirs = dirs(values.models as string[] | undefined, '--models');
+    const modelDirs = dirs(values['model-dir'] as string[] | undefined, '--model-dir');
     const allowOut = dirs(values['allow-out'] as string[] | undefined, '--allow-out');
     const threads = values.threads === 'auto' ? 'auto' : numberFlag(values, 'threads');
     if (threads !== undefined) setThreads(threads);
