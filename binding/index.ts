@@ -16,16 +16,15 @@
  *     process first so a broken CUDA install kills the child, not the app (probe.ts);
  *  4. load the binary.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { RobustSynthError } from '../lib/errors.js';
 import {
   defaultPythons, describeLibTorch, findLibTorch, noLibTorchMessage, type LibTorch,
 } from '../lib/libtorch/discover.js';
 import { preferAvx512Kernels } from './cpu.js';
-import { describeKernelSettings, kernelSettings, type KernelSettings, type ModelProbe } from './kernel-check.js';
+import { describeKernelSettings, kernelSettings, type KernelSettings } from './kernel-check.js';
 import { preloadLibraries, probeBinary } from './probe.js';
 import { listBinaries, type BinaryCandidate, type BinaryRecord } from './records.js';
 import { packageRoot } from './root.js';
@@ -42,12 +41,6 @@ export { listBinaries, type BinaryCandidate, type BinaryRecord } from './records
 export { packageRoot } from './root.js';
 export { checkBinary, explainBinary, runtimeGlibc, type BinaryCheck } from './select.js';
 export { describeKernelSettings, kernelCheckFile, type KernelSettings } from './kernel-check.js';
-
-/** The shipped Fashion-MNIST model: the check runs the engine's TorchScript path on it. */
-function checkModel(): ModelProbe | undefined {
-  const path = join(packageRoot(), 'models', 'fashion-robust.pt');
-  return existsSync(path) ? { path, shape: [1, 28, 28] } : undefined;
-}
 
 function describeKernels(k: KernelSettings): string {
   return `${describeKernelSettings(k)}; ${k.attempts.join(' | ')}`;
@@ -89,7 +82,7 @@ export function bindingInfo(): LoadedBinding | undefined {
 export function kernelCheckFor(libtorch: LibTorch, env: NodeJS.ProcessEnv = process.env): KernelSettings | undefined {
   const pick = pickBinary(libtorch, listBinaries(packageRoot()));
   if (!pick) return undefined;
-  return kernelSettings({ libtorch, binary: pick.binary.path, preload: pick.check.preload, model: checkModel(), env, store: false });
+  return kernelSettings({ libtorch, binary: pick.binary.path, preload: pick.check.preload, env, store: false });
 }
 
 /** Decides what to load, probing CUDA candidates; throws ERR_LIBTORCH when nothing fits. */
@@ -161,7 +154,7 @@ export function loadBinding(): NativeBinding {
   const p = plan();
   preferAvx512Kernels();
   // Before LibTorch loads here: oneDNN reads its ISA cap once, at its first use.
-  const kernels = kernelSettings({ libtorch: p.libtorch, binary: p.path, preload: p.preloaded, model: checkModel() });
+  const kernels = kernelSettings({ libtorch: p.libtorch, binary: p.path, preload: p.preloaded });
   // Said once, when the check runs; `setup --check` and clf.preparation.kernels say it any time.
   if (!kernels.cached && (kernels.status === 'adjusted' || kernels.status === 'failed')) warn(`kernel self-check: ${describeKernels(kernels)}`);
   if (kernels.isaCap && !process.env.ONEDNN_MAX_CPU_ISA) process.env.ONEDNN_MAX_CPU_ISA = kernels.isaCap;

@@ -5,8 +5,9 @@
  * strided convolutions, a hang in TorchScript's TensorExpr fuser). Before the addon loads into
  * the app for the first time on a LibTorch build and CPU, a child process loads it and runs
  * convolution cases (forward and input-gradient, strided, odd channel counts, both layouts)
- * against a float64 path with oneDNN off, then the engine's own path on a shipped model: a frozen
- * channels-last module, features() without gradients, then with them. A crash or a hang costs
+ * against a float64 path with oneDNN off, then the engine's own path on a small network the addon
+ * writes (convolutions, batch norm, a features() method): frozen and channels-last, forward() and
+ * features() without gradients, then PGD through both. A crash or a hang costs
  * the child. From what failed, the next child runs with a setting changed (the fuser off, oneDNN
  * capped to AVX2, oneDNN off), until one passes. The settings that passed are cached per
  * LibTorch build and CPU in <cache>/kernel-check.json and applied at every load: slower at
@@ -20,7 +21,7 @@ import { cacheRoot, type LibTorch } from '../lib/libtorch/discover.js';
 import { PRELOAD_FLAGS } from './probe.js';
 
 /** Bump when the cases or the rules change: cached results of older checks are then ignored. */
-const CHECK_VERSION = 2;
+const CHECK_VERSION = 3;
 /** Relative error allowed between float32 and the float64 reference (float32 rounding is ~1e-6). */
 export const KERNEL_TOLERANCE = 1e-4;
 
@@ -63,11 +64,10 @@ export type Outcome =
 // The child: loads the addon as the loader does, runs the cases, then the model path; prints
 // one JSON line per stage before entering it, so a crash or a hang names the stage.
 const CHILD = `
-const [bin, preload, flags, trial, model] = JSON.parse(process.argv[1]);
+let [bin, preload, flags, trial, model] = JSON.parse(process.argv[1]);
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 for (const p of preload) { try { process.dlopen({ exports: {} }, p, flags); } catch (e) { if (!/did not self-register/.test(e.message)) throw e; } }
 const m = { exports: {} }; process.dlopen(m, bin); const b = m.exports;
-b.setThreads(1);
 if (!trial.fuser) b.setTensorExprFuser(false);
 if (!trial.mkldnn) b.setMkldnn(false);
 say({ stage: 'loaded' });
@@ -77,17 +77,27 @@ for (let i = 0; i < b.kernelCheckCases(); i++) for (const cl of [false, true]) {
   say({ result: r.name, channelsLast: cl, forward: String(r.forward), gradient: String(r.gradient) });
 }
 (async () => {
+  let tmp;
+  if (!model && b.kernelCheckSaveNet) {
+    tmp = require('fs').mkdtempSync(require('path').join(require('os').tmpdir(), 'rs-kernel-check-'));
+    model = { path: tmp + '/net.pt', shape: [3, 16, 16] };
+    b.kernelCheckSaveNet(model.path);
+  }
   if (model) {
     say({ stage: 'model' });
     const net = await b.load(model.path, 'cpu', model.shape, { channelsLast: true, freeze: true, freezeStrict: false }).promise;
     const n = 2, size = model.shape.reduce((a, c) => a * c, 1);
     const x = { data: new Float32Array(n * size).map((_, i) => (Math.sin(i * 12.9898) + 1) / 2), shape: [n, ...model.shape] };
-    await net.features(x).promise; await net.features(x).promise;
-    const pgd = { x0: x, targets: new Int32Array(n), constraint: '2', eps: 1, step: 0.2, iterations: 4, useBest: true,
+    // As an app runs it (the thread count included: the fuser's hang needs more than one thread):
+    // forward and features() without gradients, PGD through forward(), then through features().
+    await net.logits(x).promise; await net.features(x).promise; await net.features(x).promise;
+    const pgd = { x0: x, targets: new Int32Array(n), constraint: '2', eps: 1, step: 0.2, iterations: 8, useBest: true,
       randomStart: false, seed: 0, targeted: true, bf16: false, penaltyWeight: 0, progressEvery: 1000 };
-    await net.pgd({ ...pgd, featureIndex: 0, featureWeight: 1 }).promise;
     await net.pgd(pgd).promise;
+    say({ stage: 'model features' });
+    await net.pgd({ ...pgd, useBest: false, featureIndex: 0, featureWeight: 1 }).promise;
     await net.dispose().promise;
+    if (tmp) require('fs').rmSync(tmp, { recursive: true, force: true });
   }
   say({ stage: 'done' });
   b.stopJobsForExit();
@@ -149,7 +159,7 @@ function describeOutcome(o: Outcome): string {
   }
 }
 
-/** What the check runs the engine's path on: a shipped model (the Fashion-MNIST one). */
+/** What the check runs the engine's path on; default: a small network the addon writes (kernelCheckSaveNet). */
 export interface ModelProbe {
   path: string;
   shape: number[];
@@ -178,7 +188,7 @@ export function runKernelCheck(input: CheckInput): KernelSettings {
   let trial: Trial = { fuser: true, isaCap: userCap, mkldnn: true };
   const attempts: string[] = [];
   for (let i = 0; i < 5; i++) {
-    const o = input.runChild ? input.runChild(trial) : runChild(input.binary, input.preload, trial, input.model, input.timeoutMs ?? 120_000);
+    const o = input.runChild ? input.runChild(trial) : runChild(input.binary, input.preload, trial, input.model, input.timeoutMs ?? 60_000);
     attempts.push(`${describeTrial(trial)}: ${describeOutcome(o)}`);
     if (o.kind === 'ok') {
       const layout = 'either';

@@ -32,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stopJobsForExit", Napi::Function::New(env, StopJobsForExitJs));
   exports.Set("kernelCheckCases", Napi::Function::New(env, KernelCheckCasesJs));
   exports.Set("kernelCheckRun", Napi::Function::New(env, KernelCheckRunJs));
+  exports.Set("kernelCheckSaveNet", Napi::Function::New(env, KernelCheckSaveNetJs));
   exports.Set("setTensorExprFuser", Napi::Function::New(env, SetTensorExprFuserJs));
   exports.Set("getTensorExprFuser", Napi::Function::New(env, GetTensorExprFuserJs));
   return exports;

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -103,6 +104,46 @@ Napi::Value KernelCheckRunJs(const Napi::CallbackInfo& info) {
   o.Set("forward", Napi::Number::New(env, r.forward));
   o.Set("gradient", Napi::Number::New(env, r.gradient));
   return o;
+}
+
+// kernelCheckSaveNet(path): writes a small TorchScript classifier for [n, 3, 16, 16] inputs
+// (convolution, batch norm, ReLU, a strided convolution, pooling, a linear head, and a features()
+// method), the shape of network on which Debian 13's LibTorch 2.6 fuser hangs once frozen and
+// channels-last. The check's child loads it through the engine, as an app loads a model.
+Napi::Value KernelCheckSaveNetJs(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) Bad(env, "kernelCheckSaveNet(path) expects a string");
+  auto path = info[0].As<Napi::String>().Utf8Value();
+  try {
+    auto gen = at::detail::createCPUGenerator(7);
+    auto opts = torch::TensorOptions().dtype(torch::kFloat);
+    torch::jit::Module m("KernelCheckNet");
+    m.register_parameter("w1", at::randn({8, 3, 3, 3}, gen, opts) * 0.3, false);
+    m.register_parameter("b1", at::randn({8}, gen, opts) * 0.1, false);
+    m.register_parameter("g", at::rand({8}, gen, opts) + 0.5, false);
+    m.register_parameter("beta", at::randn({8}, gen, opts) * 0.1, false);
+    m.register_buffer("mean", at::randn({8}, gen, opts) * 0.1);
+    m.register_buffer("var", at::rand({8}, gen, opts) + 0.5);
+    m.register_parameter("w2", at::randn({16, 8, 3, 3}, gen, opts) * 0.15, false);
+    m.register_parameter("b2", at::randn({16}, gen, opts) * 0.1, false);
+    m.register_parameter("wf", at::randn({5, 16}, gen, opts) * 0.3, false);
+    m.register_parameter("bf", at::randn({5}, gen, opts) * 0.1, false);
+    m.define(R"JIT(
+def features(self, x):
+    x = torch.conv2d((x - 0.5) / 0.25, self.w1, self.b1, [1, 1], [1, 1])
+    x = torch.relu(torch.batch_norm(x, self.g, self.beta, self.mean, self.var, False, 0.1, 1e-5, False))
+    x = torch.relu(torch.conv2d(x, self.w2, self.b2, [2, 2], [1, 1]))
+    return torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)
+
+def forward(self, x):
+    return torch.linear(self.features(x), self.wf, self.bf)
+)JIT");
+    m.eval();
+    m.save(path);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("kernelCheckSaveNet: ") + e.what());
+  }
+  return env.Undefined();
 }
 
 // Process-wide: TorchScript's TensorExpr fuser (on by default where LibTorch has LLVM). Applies to

@@ -9,6 +9,7 @@ namespace rs {
 
 Napi::Value KernelCheckCasesJs(const Napi::CallbackInfo& info);
 Napi::Value KernelCheckRunJs(const Napi::CallbackInfo& info);
+Napi::Value KernelCheckSaveNetJs(const Napi::CallbackInfo& info);
 Napi::Value SetTensorExprFuserJs(const Napi::CallbackInfo& info);
 Napi::Value GetTensorExprFuserJs(const Napi::CallbackInfo& info);
 
