@@ -46,7 +46,8 @@ describe('bench harness', () => {
     expect(r.lagRunMs).toBeGreaterThan(100);
     expect(r.lag.samples).toBeGreaterThanOrEqual(Math.floor(r.lagRunMs! / 10 / 2));
     expect(r.threads).toBe(2);
-    expect(r.preparation).toEqual({ channelsLast: true, freeze: true });
+    // (and the kernel self-check's settings, Classifier.preparation.kernels)
+    expect(r.preparation).toMatchObject({ channelsLast: true, freeze: true });
 
     // The loader gives the native process ATen's AVX-512 kernels where the CPU has them: Python too.
     if (/AVX512/.test(r.build.cpuCapability)) process.env.ATEN_CPU_CAPABILITY ??= 'avx512';
