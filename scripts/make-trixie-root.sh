@@ -4,7 +4,7 @@
 #
 #   scripts/make-trixie-root.sh DIR build   # to build and test: what scripts/setup-debian.sh
 #                                           # installs on Debian 12, plus Node and npm
-#   scripts/make-trixie-root.sh DIR user    # what the README tells a Debian 13 user to install:
+#   scripts/make-trixie-root.sh DIR user    # what docs/setup.md tells a Debian 13 user to install:
 #                                           # libtorch-dev, nodejs, npm; no compiler
 #
 # The Debian mirror is taken from $MIRROR, else from this machine's apt sources, else

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The packed tarball where a Debian 13 user stands: a trixie root holding only what the README
+# The packed tarball where a Debian 13 user stands: a trixie root holding only what docs/setup.md
 # tells a Debian 13 user to install (libtorch-dev, nodejs, npm: no compiler, no Python torch),
 # an empty app, `npm install` of the tarball with install scripts blocked, then the README's
 # library example verbatim, `generate` and `demo`. Run as root:
