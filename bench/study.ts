@@ -3,13 +3,15 @@
  * (the compute of a PGD step does not depend on the weights) and a generated Imagenette-shaped
  * folder, with the load average before and after each run.
  *
- *   npx tsx bench/study.ts [--full-part NAME] [--label L] [-- extra study flags...]
+ *   npx tsx bench/study.ts [--label L] [--jit profiling|simple|legacy] [-- extra study flags...]
  *
  * Writes bench/out/study-<label>.json: wall time, every part's seconds, PGD image-steps and
  * ms per image-step, and the full run's time derived from the per-part rates. The fixture
  * (two exported ResNet50s and the folder: 100 training and 4 validation images per class, at
  * Imagenette's 320-pixel size) is made once under bench/out/study-fixture/.
- * With --full-part, one part of the full run (not --quick) runs instead, to check the derivation.
+ * --jit sets the TorchScript executor (setJitExecutor) in the study's process before it loads
+ * a model. Without --quick among the extra flags' replacements (e.g. `-- --iterations 40
+ * --per-class 4`), the study runs at those settings instead of --quick.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,7 @@ const FIXTURE = join(OUT, 'study-fixture');
 const PYTHON = process.env.RS_PYTHON ?? '/usr/bin/python3';
 
 const { values, positionals } = parseArgs({
-  options: { 'full-part': { type: 'string' }, label: { type: 'string', default: 'quick' } },
+  options: { label: { type: 'string', default: 'quick' }, jit: { type: 'string' } },
   allowPositionals: true,
 });
 
@@ -63,11 +65,17 @@ async function main(): Promise<void> {
   const out = join(OUT, `study-run-${values.label}`);
   rmSync(out, { recursive: true, force: true });
   const args = ['dist/lib/cli/index.js', 'study', '--robust', f.robust, '--standard', f.standard, '--data', f.data, '--out', out];
-  if (!values['full-part']) args.push('--quick');
+  if (!positionals.some((a) => a === '--iterations' || a === '--per-class')) args.push('--quick');
   args.push(...positionals);
+  const pre: string[] = [];
+  if (values.jit) {
+    const preload = join(OUT, `jit-${values.jit}.mjs`);
+    writeFileSync(preload, `import { setJitExecutor } from ${JSON.stringify(join(ROOT, 'dist/lib/index.js'))};\nsetJitExecutor(${JSON.stringify(values.jit)});\n`);
+    pre.push('--import', preload);
+  }
   const before = loadavg();
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+  const r = spawnSync(process.execPath, [...pre, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
   const wall = (performance.now() - t0) / 1000;
   const after = loadavg();
   if (r.status !== 0) throw new Error(`study exited ${r.status}`);
@@ -79,6 +87,7 @@ async function main(): Promise<void> {
   const result = {
     label: values.label,
     flags: positionals,
+    jit: values.jit ?? 'default',
     date: new Date().toISOString(),
     wallSeconds: Math.round(wall * 10) / 10,
     imageSteps: steps,
