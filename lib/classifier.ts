@@ -63,7 +63,8 @@ const FREEZE_DEFAULT = true;
  * cores this process may use minus those other processes keep busy, re-read before each call
  * and every 250 ms during a long one: on a shared machine, OpenMP threads that compete with
  * another process for a core slow every step 3-40x, while one thread fewer costs at most the
- * parallel speedup (figures: bench/README.md). A number fixes the count.
+ * parallel speedup (figures: bench/README.md). A number fixes the count: from the next call, or
+ * from the next step of one already running.
  *
  * @example
  * setThreads(1);      // a batch job that shares the machine with others of its kind
@@ -78,12 +79,16 @@ export function setThreads(n: number | 'auto'): void {
   loadBinding().setThreads(n);
 }
 
-/** The intra-op thread count the CPU compute thread runs with now. */
+/**
+ * The intra-op thread count of the CPU compute thread: a fixed count as soon as setThreads() sets
+ * it; under 'auto', the count chosen at the last reading of the load (taken before each call and
+ * every 250 ms during one).
+ */
 export function getThreads(): number {
   return loadBinding().getThreads();
 }
 
-/** How the CPU thread count is chosen: 'auto' (adaptive) or 'fixed', the count now, and its ceiling. */
+/** How the CPU thread count is chosen: 'auto' (adaptive) or 'fixed', the count now (as getThreads()), and its ceiling. */
 export function threadPolicy(): { mode: 'auto' | 'fixed'; current: number; max: number } {
   return loadBinding().threadPolicy();
 }

@@ -49,6 +49,19 @@ describe('setThreads', () => {
     expect(threadPolicy().mode).toBe('auto');
   });
 
+  it('reports a fixed count at once, before a job has run with it', async () => {
+    setThreads(1);
+    await clf.logits(randomBatch([1, 1, 28, 28]));
+    setThreads(2);
+    expect(threadPolicy()).toEqual({ mode: 'fixed', current: 2, max: 2 });
+    expect(getThreads()).toBe(2);
+    await clf.logits(randomBatch([1, 1, 28, 28]));
+    expect(threadPolicy()).toEqual({ mode: 'fixed', current: 2, max: 2 });
+    setThreads(1);
+    expect(threadPolicy()).toEqual({ mode: 'fixed', current: 1, max: 1 });
+    setThreads('auto');
+  });
+
   it.each([0, -1, 1.5, NaN, 'two'])('refuses %s with ERR_BAD_INPUT', (n) => {
     expect(() => setThreads(n as number)).toThrow(expect.objectContaining({ code: 'ERR_BAD_INPUT' }));
   });

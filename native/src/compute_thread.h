@@ -19,17 +19,30 @@ class CpuLoad;
 
 class ComputeThread {
  public:
-  // The process-wide thread for a device key ("cpu", "cuda:0"). Threads live until the
-  // process ends; they are never destroyed, so exit never joins a busy thread.
+  // The process-wide thread for a device key ("cpu", "cuda:0"). The objects are never
+  // destroyed; the threads run until StopAllForExit().
   static ComputeThread& For(const std::string& deviceKey);
 
+  // For process exit, after the last job: every compute thread finishes what it is running,
+  // skips what is queued, and ends; each that ends by `deadline` is joined. Threads made
+  // afterwards never start. Without this, exit() runs LibTorch's static destructors while a
+  // compute thread may still be inside at::set_num_threads, which replaces the pthreadpool
+  // that one of those destructors frees: a double free, seen as a hang in
+  // pthreadpool_destroy or a segfault. Irreversible; safe to call more than once.
+  static void StopAllForExit(std::chrono::steady_clock::time_point deadline);
+
   void Post(std::function<void()> job);
-  // n >= 1: always n intra-op threads. 0: adaptive (the CPU thread's default): as many as the
-  // allowed cores that other processes leave free, re-read before each job and every 250 ms
-  // during one. Applies to the jobs posted after it (it runs on the thread itself, as it must).
+  // n >= 1: always n intra-op threads, from the next job on, or from the next step of a running
+  // one (the thread applies it itself, as it must). 0: adaptive (the CPU thread's default): as
+  // many as the allowed cores that other processes leave free, re-read before each job and
+  // every 250 ms during one.
   void SetThreads(int n);
-  // The count the thread computes with now.
-  int threads() const { return current_.load(std::memory_order_relaxed); }
+  // The count the thread computes with: a fixed count as soon as SetThreads() sets it (it is in
+  // force for every step that starts afterwards); when adaptive, the count of the last reading.
+  int threads() const {
+    int fixed = fixed_.load(std::memory_order_relaxed);
+    return fixed > 0 ? fixed : current_.load(std::memory_order_relaxed);
+  }
   // 0 when adaptive.
   int fixedThreads() const { return fixed_.load(std::memory_order_relaxed); }
   int maxThreads() const { return max_; }
@@ -39,8 +52,10 @@ class ComputeThread {
   static void Adapt();
 
  private:
-  explicit ComputeThread(bool adaptive);
+  ComputeThread(bool adaptive, bool stopped);
   void Loop();
+  void Start();  // on the thread, before its first job: the first LibTorch call it makes
+  bool StopForExit(std::chrono::steady_clock::time_point deadline);
   void AdaptNow(std::chrono::milliseconds minWindow);
   void Apply(int n);
 
@@ -52,7 +67,10 @@ class ComputeThread {
   std::atomic<int> fixed_;
   std::atomic<int> current_;
   std::unique_ptr<CpuLoad> load_;  // touched by the compute thread only
-  std::thread thread_;
+  bool stopping_;                  // under mu_: end the loop, run nothing more
+  bool finished_ = false;          // under mu_: the loop has ended
+  std::condition_variable finishedCv_;
+  std::thread thread_;             // joinable until StopForExit() joins it
 };
 
 // The default intra-op thread count: the cores this process may use.

@@ -3,6 +3,9 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/runtime/jit_exception.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 
@@ -53,14 +56,28 @@ void OnEnvCleanup(EnvData* raw) {
   // A queued job may hold EnvData past this environment; its references must go with it.
   raw->modelClass.Reset();
   raw->sessionClass.Reset();
+  // The main environment is torn down when the process ends on its own, after the 'exit'
+  // event and before static destructors: the compute threads stop here even for a caller
+  // that loaded the addon without the loader's 'exit' listener.
+  if (raw->main) StopJobsForExit();
+}
+
+bool OnMainThread() {
+#if defined(__linux__)
+  return syscall(SYS_gettid) == getpid();
+#else
+  return false;
+#endif
 }
 
 // Process exit (process.exit(), an uncaught exception) calls exit() without tearing the
 // environments down, so no cleanup hook runs, and static destructors (LibTorch's, oneDNN's)
 // would run under a compute thread still inside an operator: a segfault, every time.
-// StopJobsForExit() stops every job first; the loader calls it from process.on('exit'), which
-// runs before exit(); the atexit handler is a second line (it runs before the destructors
-// registered earlier, but after those of statics LibTorch creates lazily).
+// StopJobsForExit() stops every job first, then the compute threads themselves (an idle one may
+// still be running a thread-count change: see ComputeThread::StopAllForExit). The loader calls
+// it from process.on('exit'), which runs before exit(); the main environment's cleanup hook
+// and an atexit handler are further lines (the latter runs before the destructors registered
+// earlier, but after those of statics LibTorch creates lazily).
 struct ExitGate {
   std::mutex mu;
   std::condition_variable cv;
@@ -78,10 +95,14 @@ void OnProcessExit() { StopJobsForExit(); }
 }  // namespace
 
 void StopJobsForExit() {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   auto& g = Gate();
-  std::unique_lock<std::mutex> lock(g.mu);
-  g.exiting = true;
-  g.cv.wait_for(lock, std::chrono::seconds(60), [&g] { return g.pending == 0; });
+  {
+    std::unique_lock<std::mutex> lock(g.mu);
+    g.exiting = true;
+    g.cv.wait_until(lock, deadline, [&g] { return g.pending == 0; });
+  }
+  ComputeThread::StopAllForExit(deadline);
 }
 
 void DeliverOnJsThread(Napi::Env env, Napi::Function, JobState* state, Delivery* d) {
@@ -102,6 +123,7 @@ std::shared_ptr<EnvData> GetEnvData(Napi::Env env) {
   static std::once_flag atExit;
   std::call_once(atExit, [] { std::atexit(OnProcessExit); });
   auto data = std::make_shared<EnvData>();
+  data->main = OnMainThread();
   env.SetInstanceData(new std::shared_ptr<EnvData>(data));
   env.AddCleanupHook(OnEnvCleanup, data.get());
   return data;

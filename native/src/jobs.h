@@ -28,6 +28,8 @@ struct EnvData {
   // Set when the environment is torn down (exit, worker.terminate()). From then on no job
   // touches its thread-safe functions, which the teardown deletes.
   bool closing = false;
+  // The environment of the process's main thread: its teardown is the process ending.
+  bool main = false;
   int running = 0;                                      // jobs of this env inside their work
   std::set<std::shared_ptr<std::atomic<bool>>> active;  // abort flags of running/queued jobs
   Napi::FunctionReference modelClass;
@@ -69,8 +71,9 @@ class JobContext {
 Napi::Object StartJob(Napi::Env env, ComputeThread& thread, Napi::Value onProgress,
                       std::function<Builder(JobContext&)> work, Napi::Object keep = Napi::Object());
 
-// For process exit: aborts every job of every environment and waits (up to a minute) until no
-// compute thread is inside one; jobs started afterwards do nothing. Irreversible.
+// For process exit: aborts every job of every environment, waits until no compute thread is
+// inside one, then ends and joins the compute threads (up to a minute in all); jobs started
+// afterwards do nothing. Irreversible; safe to call again.
 void StopJobsForExit();
 
 // An Error with a `code` property, as every native failure reaches JS.
