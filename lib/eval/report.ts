@@ -51,6 +51,7 @@ ${restore(r.superResolve)}
 
 ## Translation (every class to every other class)
 ${tr}
+
 ${featureSections(r)}`;
 }
 
