@@ -211,7 +211,7 @@ describe('npm pack -> npm install --ignore-scripts, no compiler', () => {
     expect(r.stderr).not.toContain('ERR_');
     expect(r.status).toBe(0);
     expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('<img');
-  });
+  }, 620_000);
 
   it('`npx robust-synth setup --check` works through the CLI', () => {
     const r = spawnSync(join(bin, 'npm'), ['exec', '--offline', '--', 'robust-synth', 'setup', '--check'], { cwd: app, env: bareEnv(), encoding: 'utf8', timeout: 60_000 });
