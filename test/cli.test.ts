@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { closest, COMMANDS } from '../lib/cli/index.js';
 import { joinNegativeValues } from '../lib/cli/command.js';
-import { buildInfo, readFashionMnist, writePng } from '../lib/index.js';
+import { buildInfo, Classifier, downUp, fillHole, holeMask, readFashionMnist, writePng, type ImageBatch } from '../lib/index.js';
+import { readImage } from '../lib/images.js';
 import { slice } from '../lib/tensor.js';
 import { cliArgs, cliBadInputs, CLI_MODEL } from './fixtures/bad-inputs.js';
 import { tempDir } from './helpers.js';
@@ -71,18 +72,52 @@ describe('robust-synth CLI', () => {
   it('inpaint, super-resolve and translate run on a file; the manifest names the task as the library does', async () => {
     const src = await sourceDir(1);
     const img = join(src, 'img000.png');
+    const source = await readImage(img, { channels: 1, height: 28, width: 28 });
+    const clf = await Classifier.load('fashion-robust');
+    const seen = async (b: ImageBatch) => (await clf.predict(b))[0]!;
+    const crossEntropy = async (b: ImageBatch, k: number) => {
+      const l = await clf.logits(b);
+      const row = Array.from(l.data.subarray(0, l.shape[1]));
+      const mx = Math.max(...row);
+      return Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0)) + mx - row[k]!;
+    };
     for (const [args, task] of [
       [['inpaint', '--image', img, '--hole', '8,8,10,10', '--iterations', '20'], 'inpaint'],
       [['super-resolve', '--image', img, '--factor', '4', '--iterations', '10'], 'superResolve'],
       [['translate', '--image', img, '--to', 'Bag', '--iterations', '20'], 'translate'],
     ] as const) {
       const out = tempDir();
-      const r = cli([...args, '--out', out]);
+      const r = cli([...args, '--out', out, '--threads', '1']);
       expect(r.status, r.stderr).toBe(0);
       const m = manifest(out);
       expect(m).toHaveLength(1);
       expect(m[0]!.task).toBe(task);
       expect(existsSync(join(out, 'contact-sheet.png'))).toBe(true);
+      // What was written is the task's work, and the manifest tells the truth about it.
+      const result = await readImage(join(out, m[0]!.file), { channels: 1, height: 28, width: 28 });
+      expect(result.shape).toEqual([1, 1, 28, 28]);
+      let moved = 0;
+      const inside: number[] = [];
+      const outside: number[] = [];
+      for (let y = 0; y < 28; y++) {
+        for (let x = 0; x < 28; x++) {
+          const d = Math.abs(result.data[y * 28 + x]! - source.data[y * 28 + x]!);
+          moved = Math.max(moved, d);
+          (x >= 8 && x < 18 && y >= 8 && y < 18 ? inside : outside).push(d);
+        }
+      }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      expect(moved, `${task} changed the image`).toBeGreaterThan(8 / 255);
+      // Inpainting's penalty keeps the known pixels: they move far less than the hole's.
+      if (task === 'inpaint') expect(mean(outside) * 4, 'inpaint keeps the pixels outside the hole').toBeLessThan(mean(inside));
+      expect(Number.isFinite(m[0]!.loss)).toBe(true);
+      expect(m[0]!.settings.iterations).toBe(Number(args[args.indexOf('--iterations') + 1]));
+      const target = m[0]!.target.index as number;
+      // Bag; a restoration aims at the class the model sees in what it starts from (the degraded image for super-resolution).
+      expect(target).toBe(task === 'translate' ? 8 : await seen(task === 'superResolve' ? downUp(source, 4) : source));
+      // The loss toward the target fell from the start the task began at.
+      const start = task === 'superResolve' ? downUp(source, 4) : task === 'inpaint' ? fillHole(source, holeMask({ x: 8, y: 8, width: 10, height: 10 }, 28, 28)) : source;
+      expect(await crossEntropy(result, target), task).toBeLessThan(await crossEntropy(start, target));
     }
   });
 
