@@ -82,7 +82,7 @@ describe('eval report', () => {
     const out = mkdtempSync(join(tmpdir(), 'rs-eval-'));
     const dispose = vi.spyOn(Classifier.prototype, 'dispose');
     try {
-      await expect(runEval(['--quick', '--device', 'cpu', '--out', out, '--robust', join(out, 'missing.pt')])).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
+      await expect(runEval({ quick: true, device: 'cpu', out, robust: join(out, 'missing.pt') })).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
       const disposed = dispose.mock.contexts.map((c) => (c as Classifier).name);
       expect(disposed.sort()).toEqual([...JUDGES].sort());
     } finally {

@@ -4,10 +4,9 @@
  * figure is given per judge and as the least favourable one.
  */
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Classifier } from '../classifier.js';
-import { progressReporter } from '../cli/progress.js';
+import { progressReporter } from '../progress.js';
 import { readFashionMnist, type LabeledImages } from '../datasets.js';
 import { gridPng, toRaw, writeFileAtomic } from '../images.js';
 import { blockAverage, SEED_KINDS, type SeedKind } from '../seeds.js';
@@ -107,8 +106,21 @@ export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch>
   return { data: out, shape: image.shape };
 }
 
-export async function runEval(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'robust-synth-eval' }, device: { type: 'string', default: 'auto' }, bf16: { type: 'boolean', default: false }, robust: { type: 'string', default: 'fashion-robust' } } });
+/** What `robust-synth eval` runs with (the command checks its flags and hands them over). */
+export interface EvalOptions {
+  /** A smaller sample: fewer images per measurement. */
+  quick?: boolean;
+  /** Where report.json, report.md, report.html and the grids go (default robust-synth-eval). */
+  out?: string;
+  device?: string;
+  /** Synthesize in bf16 autocast (the judges stay fp32). */
+  bf16?: boolean;
+  /** The robust model evaluated beside fashion-standard (default fashion-robust). */
+  robust?: string;
+}
+
+export async function runEval(options: EvalOptions = {}): Promise<number> {
+  const values = { quick: false, out: 'robust-synth-eval', device: 'auto', bf16: false, robust: 'fashion-robust', ...options };
   // --bf16: every synthesis runs with bf16 autocast (the judges do not), to see whether the
   // findings hold in the faster compute mode.
   const cfg = values.quick ? QUICK : FULL;
