@@ -215,12 +215,19 @@ describe('robust-synth CLI', () => {
     writeFileSync(join(src, 'zz-broken.png'), 'not a png');
     const out = tempDir();
     const args = ['--import', 'tsx', CLI, 'translate', '--image', src, '--to', 'Sandal', '--iterations', '400', '--batch', '2', '--out', out];
-    // Kill it once some outputs exist.
+    // Kill it once the manifest records some outputs (an image is written before the manifest
+    // lists it; a kill between the two leaves an image the restart redoes).
+    const listed = () => {
+      try {
+        return manifest(out).length;
+      } catch {
+        return 0; // not written yet (it is replaced atomically, so never half-written)
+      }
+    };
     await new Promise<void>((resolve) => {
       const child = spawn(process.execPath, args, { stdio: 'ignore' });
       const timer = setInterval(() => {
-        const done = existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('-to-sandal.png')).length : 0;
-        if (done >= 2) {
+        if (listed() >= 2) {
           clearInterval(timer);
           child.kill('SIGKILL');
         }
