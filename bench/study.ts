@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FULL } from '../lib/study/config.js';
+import { cpuPeak } from './lib/cpu.js';
 import { makeImagenette } from '../test/fixtures/imagenette.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,10 +49,18 @@ async function fixture(): Promise<{ robust: string; standard: string; data: stri
 
 interface Part { name: string; status: string; seconds: number; steps: number }
 
+/**
+ * FLOP of one ResNet50 PGD image-step at 224x224: twice the forward's convolution and linear
+ * FLOP (the backward w.r.t. the input repeats each layer's work once), as `npm run bench` counts
+ * them with the torch profiler (bench/README.md, "FLOPs").
+ */
+const RESNET50_STEP_FLOP = 16.36e9;
+
 /** Image-steps of each part of the full run (the reference settings), by part-name prefix. */
 function fullSteps(name: string): number {
   const classes = 10;
   const s = FULL.settings;
+  if (name.endsWith('-baselines')) return 0; // no PGD
   if (name.startsWith('generate-')) return classes * FULL.generatePerClass * s.generate.iterations;
   if (name.startsWith('inpaint-')) return classes * FULL.restorePerClass * s.inpaint.iterations;
   if (name.startsWith('superResolve-') || name.startsWith('super-resolve-')) return classes * FULL.restorePerClass * s.superResolve.iterations;
@@ -80,7 +89,12 @@ async function main(): Promise<void> {
   const after = loadavg();
   if (r.status !== 0) throw new Error(`study exited ${r.status}`);
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { parts: Part[] };
-  const parts = report.parts.map((p) => ({ ...p, msPerImageStep: p.steps ? (1000 * p.seconds) / p.steps : undefined, fullSteps: fullSteps(p.name) }));
+  const peak = cpuPeak().fp32Gflops;
+  const gflops = (steps: number, seconds: number) => (steps && seconds ? Math.round((steps * RESNET50_STEP_FLOP) / seconds / 1e8) / 10 : undefined);
+  const parts = report.parts.map((p) => {
+    const g = gflops(p.steps, p.seconds);
+    return { ...p, msPerImageStep: p.steps ? (1000 * p.seconds) / p.steps : undefined, gflops: g, fp32PeakPercent: g ? Math.round((1000 * g) / peak) / 10 : undefined, fullSteps: fullSteps(p.name) };
+  });
   let derived = 0;
   for (const p of parts) derived += p.msPerImageStep !== undefined ? (p.msPerImageStep * p.fullSteps) / 1000 : p.seconds;
   const steps = parts.reduce((a, p) => a + p.steps, 0);
@@ -92,6 +106,8 @@ async function main(): Promise<void> {
     wallSeconds: Math.round(wall * 10) / 10,
     imageSteps: steps,
     msPerImageStepAllIncluded: Math.round((1000 * wall) / steps),
+    gflopsAllIncluded: gflops(steps, wall),
+    fp32PeakGflopsEstimate: Math.round(peak),
     loadBefore: before.map((x) => Math.round(x * 100) / 100),
     loadAfter: after.map((x) => Math.round(x * 100) / 100),
     fullRunDerivedMinutes: Math.round(derived / 6) / 10,
@@ -99,7 +115,7 @@ async function main(): Promise<void> {
     parts,
   };
   writeFileSync(join(OUT, `study-${values.label}.json`), JSON.stringify(result, null, 2));
-  console.log(JSON.stringify({ ...result, parts: parts.map((p) => `${p.name}: ${p.seconds} s, ${p.steps} steps, ${p.msPerImageStep?.toFixed(1) ?? '-'} ms/step`) }, null, 2));
+  console.log(JSON.stringify({ ...result, parts: parts.map((p) => `${p.name}: ${p.seconds} s, ${p.steps} steps, ${p.msPerImageStep?.toFixed(1) ?? '-'} ms/step, ${p.gflops ?? '-'} GFLOP/s (${p.fp32PeakPercent ?? '-'} % of the fp32 estimate)`) }, null, 2));
 }
 
 await main();

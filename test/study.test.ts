@@ -12,6 +12,8 @@ import { IMAGENETTE, readFashionMnist } from '../lib/datasets.js';
 import { discoverImagenette } from '../lib/study/data.js';
 import { FULL, QUICK, studyConfig } from '../lib/study/config.js';
 import { netteColumns, verdict } from '../lib/study/judge.js';
+import { cpuFlags } from '../binding/cpu.js';
+import { partBatch } from '../lib/study/parts/common.js';
 import { PartStore, stableJson } from '../lib/study/parts/store.js';
 import { planStudy, type StudyOptions } from '../lib/study/plan.js';
 import { REFERENCE_224 } from '../lib/tasks/common.js';
@@ -267,6 +269,9 @@ describe('robust-synth study', () => {
     const r3 = cli(['study', '--robust', join(models, 'robust.pt'), '--standard', join(models, 'standard.pt'), '--data', data, '--per-class', '0']);
     expect(r3.status).toBe(2);
     expect(r3.stderr).toMatch(/--per-class must be an integer >= 1 and <= 10000, got 0/);
+    const r4 = cli(['study', '--robust', join(models, 'robust.pt'), '--standard', join(models, 'standard.pt'), '--data', data, '--fp32', '--bf16']);
+    expect(r4.status).toBe(2);
+    expect(r4.stderr).toMatch(/--fp32 and --bf16 exclude each other/);
     const help = cli(['study', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/--robust PATH[\s\S]*--quick[\s\S]*--iterations N/);
@@ -301,6 +306,29 @@ describe('study pieces', () => {
     for (const t of ['generate', 'inpaint', 'superResolve', 'translate'] as const) {
       expect(q.settings[t].eps).toBe(REFERENCE_224[t].eps);
       expect(q.settings[t].iterations * q.settings[t].step).toBeCloseTo(REFERENCE_224[t].iterations * REFERENCE_224[t].step, 6);
+    }
+  });
+
+  it('each part splits its images into equal batches no larger than --batch: no padded row at the quick or the full sizes', () => {
+    // The tasks pad a partial batch to full size, and a padded row costs a whole image-step.
+    const padded = (max: number, n: number) => {
+      const b = partBatch(max, n);
+      expect(b).toBeLessThanOrEqual(Math.max(max, 1));
+      expect(b).toBeGreaterThanOrEqual(Math.min(n, Math.ceil(max / 2)));
+      return Math.ceil(n / b) * b - n;
+    };
+    // Part sizes: generation classes x per class; restoration classes x per class; translation pairs.
+    for (const c of [QUICK, FULL]) {
+      const pairs = 10 * c.translatePerClass * (c.translateTo === 'next' ? 1 : 9);
+      for (const n of [10 * c.generatePerClass, 10 * c.restorePerClass, pairs]) expect(padded(8, n), `${n} images`).toBe(0);
+    }
+    expect([partBatch(8, 10), partBatch(8, 20), partBatch(8, 90), partBatch(8, 80), partBatch(8, 3), partBatch(16, 90)]).toEqual([5, 5, 6, 8, 3, 15]);
+    // Where no size from half the largest up divides the part, the least padding, the larger on a tie.
+    expect(partBatch(8, 13)).toBe(7);
+    expect(padded(8, 13)).toBe(1);
+    for (let n = 1; n <= 200; n++) for (const max of [1, 2, 5, 8, 16]) {
+      const w = padded(max, n);
+      for (let b = Math.ceil(max / 2); b <= max && n > max; b++) expect(w).toBeLessThanOrEqual(Math.ceil(n / b) * b - n);
     }
   });
 
@@ -339,7 +367,7 @@ describe('study pieces', () => {
     writeFileSync(join(root, 'robust.pt'), 'robust weights');
     writeFileSync(join(root, 'standard.pt'), 'standard weights');
     await makeImagenette(join(root, 'data'), { classes: 2, train: 2, val: 2, width: 32, height: 24 });
-    const base = { robust: join(root, 'robust.pt'), standard: join(root, 'standard.pt'), data: join(root, 'data'), out: join(root, 'out'), quick: true, device: 'cpu' as const };
+    const base = { robust: join(root, 'robust.pt'), standard: join(root, 'standard.pt'), data: join(root, 'data'), out: join(root, 'out'), quick: true, device: 'cpu' as const, bf16: false };
     const before = threadPolicy();
     try {
       setThreads(1);
@@ -354,6 +382,10 @@ describe('study pieces', () => {
       expect(await todo({})).toEqual([]); // the default batch is 8
       expect(await todo({ batch: 4 })).toHaveLength(12);
       expect(await todo({ batch: 8, bf16: true })).toEqual(first.parts.filter((p) => p.task !== 'baselines').map((p) => p.name)); // the baselines run no PGD
+      // Without a dtype asked for: bf16 on a CPU with native bf16 (AVX512_BF16 or AMX), else fp32.
+      const native = cpuFlags().includes('avx512_bf16') || cpuFlags().includes('amx_bf16');
+      expect((await planStudy({ ...base, bf16: undefined, batch: 8 })).context.run.dtype).toBe(native ? 'bf16-autocast' : 'fp32');
+      expect(await todo({ batch: 8, bf16: undefined })).toEqual(native ? first.parts.filter((p) => p.task !== 'baselines').map((p) => p.name) : []);
       // 'auto' is the CPU on a machine without CUDA, and reuses the CPU's parts.
       if (!buildInfo().cudaAvailable) expect(await todo({ batch: 8, device: 'auto' })).toEqual([]);
       setThreads(2);

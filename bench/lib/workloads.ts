@@ -22,6 +22,8 @@ export interface Workload {
   tfjsSteps?: number;
   /** In the contended table: steps per run, and whether the JS-driven session and logits() are timed too. */
   contended?: { steps: number; extras: boolean };
+  /** Run only when --only names this id exactly (the other batches `robust-synth study` uses). */
+  optIn?: boolean;
 }
 
 export function workloads(resnetPath: string): Workload[] {
@@ -33,6 +35,10 @@ export function workloads(resnetPath: string): Workload[] {
       steps: q ? 4 : 10, runs: q ? 4 : 6, floorReps: q ? 2 : 4, quickAblation: true, contended: { steps: q ? 3 : 6, extras: false } },
     { id: 'resnet50-b8', label: 'ResNet50 224, batch 8', model: resnetPath, inputShape: [3, 224, 224], batch: 8, eps: 40, step: 1,
       steps: q ? 2 : 4, runs: q ? 4 : 6, floorReps: q ? 1 : 2, quickAblation: false },
+    // The study's other device batches (lib/study/parts/common.ts partBatch: 5 at --quick, 6 for
+    // the full run's 90 translations): `npm run bench -- --only resnet50-b5,resnet50-b6`.
+    ...[5, 6].map((batch): Workload => ({ id: `resnet50-b${batch}`, label: `ResNet50 224, batch ${batch}`, model: resnetPath, inputShape: [3, 224, 224], batch, eps: 40, step: 1,
+      steps: q ? 2 : 4, runs: q ? 4 : 6, floorReps: q ? 1 : 2, quickAblation: false, optIn: true })),
     { id: 'fashion-b1', label: 'Fashion-MNIST, batch 1', model: fashion, inputShape: [1, 28, 28], batch: 1, eps: 8, step: 0.5,
       steps: q ? 100 : 300, runs: q ? 6 : 8, floorReps: q ? 50 : 150, quickAblation: true,
       tfjsSteps: q ? 100 : 300, contended: { steps: q ? 50 : 150, extras: true } },
@@ -44,7 +50,7 @@ export function workloads(resnetPath: string): Workload[] {
       steps: q ? 6 : 20, runs: q ? 6 : 8, floorReps: q ? 3 : 10, quickAblation: false },
   ];
   const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
-  return only ? all.filter((w) => only.some((o) => w.id.includes(o))) : all;
+  return only ? all.filter((w) => (w.optIn ? only.includes(w.id) : only.some((o) => w.id.includes(o)))) : all.filter((w) => !w.optIn);
 }
 
 export function writeInputs(w: Workload): { x0File: string; targetsFile: string } {

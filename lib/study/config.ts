@@ -1,6 +1,6 @@
 /**
  * The study's sizes: the full run (the reference settings at 224x224, REFERENCE_224) and
- * `--quick` (about 10 minutes on a 2-core CPU), plus the testing overrides that shrink either.
+ * `--quick` (5 minutes on an idle 2-core CPU with native bf16, 8-9 in fp32: docs/study.md), plus the testing overrides that shrink either.
  */
 import { RobustSynthError } from '../errors.js';
 import { REFERENCE_224, type TaskSettings } from '../tasks/common.js';

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../images.js';
 import type { SeedsInfo } from './data.js';
 import { readSeedsInfo, studySeeds } from './data.js';
 import { netteName } from './judge.js';
+import type { RunKey } from './parts/common.js';
 import type { PartRecord } from './parts/store.js';
 import { studyHole } from './parts/restore.js';
 import { planStudy, type StudyOptions } from './plan.js';
@@ -33,6 +34,15 @@ export interface StudyResult {
   skipped: string[];
 }
 
+/** Where and how the parts compute, and why in that dtype. */
+function computeLine(run: RunKey, asked: boolean | undefined): string {
+  const dtype =
+    run.dtype === 'fp32'
+      ? `fp32${asked === undefined ? (run.device === 'cpu' ? ' (this CPU has no native bf16; --bf16 for bf16 autocast)' : ' (--bf16 for bf16 autocast)') : ''}`
+      : `bf16 autocast${asked === undefined ? ' (this CPU computes bf16 natively; --fp32 for fp32)' : ''}`;
+  return `${run.device}, ${run.threads === null ? '' : `${run.threads} threads, `}batches of up to ${run.batch} images, ${dtype}, ${run.engine}`;
+}
+
 export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   const t0 = performance.now();
   const log = (m: string) => options.onLog?.(m);
@@ -44,6 +54,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
     `plan: ${parts.length} parts, ${todo.length} to run (${stepsTotal} PGD image-steps), ${parts.length - todo.length} finished earlier` +
       (cfg.reductions.length ? `; ${options.quick ? '--quick' : 'reduced'}: ${cfg.reductions.join('; ')}` : ''),
   );
+  log(`compute: ${computeLine(plan.context.run, options.bf16)}`);
   for (const p of parts) if (records.has(p.name)) log(`skipped ${p.name}: finished earlier with the same settings (${relative(out, store.file(p.name))})`);
 
   let seedsInfo: SeedsInfo | undefined;
@@ -111,6 +122,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
     parts: status,
     valNotes: await plan.valNotes(),
     hole: studyHole(),
+    compute: computeLine(plan.context.run, options.bf16),
     seconds: Math.round((performance.now() - t0) / 100) / 10,
   });
   const files = { json: join(out, 'report.json'), md: join(out, 'report.md'), html: join(out, 'report.html') };

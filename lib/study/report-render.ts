@@ -55,7 +55,7 @@ function timing(r: StudyReport): string {
   const ran = r.parts.filter((p) => p.status === 'ran');
   const total = r.parts.reduce((a, p) => a + p.seconds, 0);
   return (
-    `This run: ${r.seconds} s, ${ran.length} of ${r.parts.length} parts (${r.parts.length - ran.length} finished earlier and were skipped). ` +
+    `This run: ${r.seconds} s, ${ran.length} of ${r.parts.length} parts (${r.parts.length - ran.length} finished earlier and were skipped), on ${r.compute}. ` +
     `All parts together took ${Math.round(total)} s of computation, seed fit and model loading aside.`
   );
 }

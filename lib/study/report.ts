@@ -36,6 +36,8 @@ export interface StudyReport {
   generatedAt: string;
   mode: 'quick' | 'full';
   seconds: number;
+  /** Device, threads, batch, dtype and LibTorch of the parts this run computed, in words. */
+  compute: string;
   models: Partial<Record<Role, ModelIdentity>>;
   judging: { mode: 'judge' | 'cross'; note: string };
   /** How predictions are made (the 10 Imagenette logits of the 1000-class head). */
@@ -82,6 +84,8 @@ export interface ReportInput {
   parts: StudyReport['parts'];
   valNotes: string[];
   hole: Hole;
+  /** Device, threads, batch, dtype and LibTorch, in words. */
+  compute: string;
   seconds: number;
 }
 
@@ -207,6 +211,7 @@ export function buildReport(r: ReportInput): StudyReport {
     generatedAt: new Date().toISOString(),
     mode: r.mode,
     seconds: r.seconds,
+    compute: r.compute,
     models: r.ids,
     judging: { mode: r.judging, note: judgeNote },
     restriction:

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { setThreads, type Device } from '../../classifier.js';
 import { formatDuration, progressLine } from '../../progress.js';
+import { RobustSynthError } from '../../errors.js';
 import * as is from '../../validate.js';
 import { checkOutDir, numberFlag, required, type Command } from '../command.js';
 
@@ -17,12 +18,13 @@ export const studyCommand: Command = {
     standard: { type: 'string', value: 'PATH', description: 'the standard ResNet50 (exported with --torchvision)' },
     data: { type: 'string', value: 'DIR', description: "Imagenette: DIR/train/<wnid>/ and DIR/val/<wnid>/ (as imagenette2.tgz unpacks), or DIR/<wnid>/ (split deterministically)" },
     judge: { type: 'string', value: 'PATH', description: "a third classifier that judges every image (default: each model judges the other's)" },
-    quick: { type: 'boolean', default: false, description: 'about 10 minutes on a 2-core CPU: fewer images and PGD steps (stated on the page)' },
+    quick: { type: 'boolean', default: false, description: 'fewer images and PGD steps (stated on the page): 5 minutes on an idle 2-core CPU with native bf16, 8-9 in fp32 (docs/study.md)' },
     device: { type: 'string', default: 'auto', value: 'cpu|cuda|cuda:N|auto', description: 'where to compute' },
     out: { type: 'string', default: 'robust-synth-study', value: 'DIR', description: 'where report.html, report.json, report.md, parts/ and the seed file go' },
-    batch: { type: 'string', value: 'N', description: 'images per native call (default 8); parts made at another batch run again' },
+    batch: { type: 'string', value: 'N', description: 'the largest device batch (default 8); each part splits its images into equal batches no larger, so no padded row is computed; parts made at another batch run again' },
     threads: { type: 'string', value: 'N|auto', description: 'CPU threads for the compute (default: auto); parts made with another count run again' },
-    bf16: { type: 'boolean', default: false, description: 'synthesize in bf16 autocast' },
+    bf16: { type: 'boolean', description: 'synthesize in bf16 autocast (the default on a CPU with native bf16: AVX512_BF16 or AMX)' },
+    fp32: { type: 'boolean', description: 'synthesize in fp32 (the default on a GPU and on a CPU without native bf16)' },
     'model-dir': { type: 'string', multiple: true, value: 'DIR', description: 'a directory to look for model names in', params: ['modelDirs'] },
     'seed-images': { type: 'string', value: 'N', description: 'training images per class the seeds are fitted on (default: all; --quick: 100)', params: ['seedImages'] },
     iterations: { type: 'string', value: 'N', description: "(testing) every task's PGD steps; the step grows to keep the reference's longest path" },
@@ -34,6 +36,7 @@ export const studyCommand: Command = {
     const standard = required(values, 'standard', 'the standard model, a .pt exported by models/export_resnet50.py');
     const data = required(values, 'data', 'the Imagenette folder');
     const out = checkOutDir(resolve(String(values.out)));
+    if (values.fp32 && values.bf16) throw new RobustSynthError('ERR_BAD_INPUT', '--fp32 and --bf16 exclude each other');
     const threads = values.threads === 'auto' ? 'auto' : numberFlag(values, 'threads');
     if (typeof threads === 'number') is.integer('threads', threads, { min: 1, max: 1024 });
     if (threads !== undefined) setThreads(threads);
@@ -57,7 +60,7 @@ export const studyCommand: Command = {
         device: String(values.device) as Device,
         modelDirs: (values['model-dir'] as string[] | undefined) ?? [],
         batch: numberFlag(values, 'batch'),
-        bf16: Boolean(values.bf16),
+        bf16: values.fp32 ? false : values.bf16 ? true : undefined,
         seedImages: numberFlag(values, 'seed-images'),
         iterations: numberFlag(values, 'iterations'),
         perClass: numberFlag(values, 'per-class'),

@@ -77,8 +77,30 @@ export interface ValSet {
   files: string[];
 }
 
-/** The format of the part records' keys: 2 added the run key (device, threads, batch, dtype, engine). */
-export const KEY_FORMAT = 2;
+/**
+ * The format of the part records' keys: 2 added the run key (device, threads, batch, dtype,
+ * engine); 3: a part's images are split into batches of partBatch(run.batch, images).
+ */
+export const KEY_FORMAT = 3;
+
+/**
+ * The device batch of a part of `n` images, given the largest one (`--batch`). The tasks pad a
+ * partial batch to full size (lib/tasks/pad.ts), and a padded row costs a whole image-step: at
+ * --quick, 10 images in batches of 8 computed 16 rows. From 224x224 ResNet50 batch 4 up, the cost
+ * per image is flat on a 2-core CPU (docs/study.md), so of the sizes from half the largest to the
+ * largest this takes the one that pads the fewest rows, the larger on a tie: 10 images run as 2 x 5,
+ * 20 as 4 x 5, 90 as 15 x 6, 80 as 10 x 8. A part no larger than `max` runs as one batch.
+ */
+export function partBatch(max: number, n: number): number {
+  if (n <= max) return Math.max(1, n);
+  let best = max;
+  let waste = Math.ceil(n / max) * max - n;
+  for (let b = max - 1; b >= Math.ceil(max / 2) && waste > 0; b--) {
+    const w = Math.ceil(n / b) * b - n;
+    if (w < waste) (best = b), (waste = w);
+  }
+  return best;
+}
 
 /** The key of a part that runs PGD with one model and is judged by another. */
 export function modelKey(s: StudyContext, task: StudyTask, role: 'robust' | 'standard') {
@@ -92,10 +114,10 @@ export function modelKey(s: StudyContext, task: StudyTask, role: 'robust' | 'sta
   };
 }
 
-/** What the tasks take from the study on top of their own options. */
-export function taskOptions(s: StudyContext, task: StudyTask) {
+/** What the tasks take from the study on top of their own options, for a part of `n` images. */
+export function taskOptions(s: StudyContext, task: StudyTask, n: number) {
   const t = s.cfg.settings[task];
-  return { eps: t.eps, step: t.step, iterations: t.iterations, constraint: t.constraint, useBest: t.useBest, batch: s.run.batch, bf16: s.bf16, signal: s.signal };
+  return { eps: t.eps, step: t.step, iterations: t.iterations, constraint: t.constraint, useBest: t.useBest, batch: partBatch(s.run.batch, n), bf16: s.bf16, signal: s.signal };
 }
 
 export const round = (v: number, d = 4) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);

@@ -40,7 +40,7 @@ function generatePart(s: StudyContext, role: 'robust' | 'standard', kind: SeedKi
         seed: kind,
         seeds: s.seeds(),
         randomSeed: cfg.randomSeed,
-        ...taskOptions(s, 'generate'),
+        ...taskOptions(s, 'generate', classIdx.length * cfg.generatePerClass),
         onProgress: ctx.onProgress,
       });
       const self = await verdict(clf, r.images, r.targets, batch, s.signal);

@@ -110,8 +110,8 @@ function restorePart(s: StudyContext, task: RestoreTask, role: 'robust' | 'stand
       const judge = await s.models.get(s.judgeOf(role));
       const label = Array.from(restore.labels);
       let r: TaskResult;
-      if (task === 'inpaint') r = await inpaint({ classifier: clf, image: restore.images, hole, label, ...taskOptions(s, 'inpaint'), onProgress: ctx.onProgress });
-      else r = await superResolve({ classifier: clf, image: restore.images, factor: cfg.srFactor, label, ...taskOptions(s, 'superResolve'), onProgress: ctx.onProgress });
+      if (task === 'inpaint') r = await inpaint({ classifier: clf, image: restore.images, hole, label, ...taskOptions(s, 'inpaint', label.length), onProgress: ctx.onProgress });
+      else r = await superResolve({ classifier: clf, image: restore.images, factor: cfg.srFactor, label, ...taskOptions(s, 'superResolve', label.length), onProgress: ctx.onProgress });
       const self = await verdict(clf, r.images, restore.labels, batch, s.signal);
       const j = await verdict(judge, r.images, restore.labels, batch, s.signal);
       const q = quality(r.images, restore.images, task === 'inpaint' ? mask.data : undefined);

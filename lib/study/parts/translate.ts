@@ -46,7 +46,7 @@ function translatePart(s: StudyContext, role: 'robust' | 'standard'): PartSpec {
       const x = concat(pairs.map(([i]) => slice(src.images, i, i + 1)));
       const to = Int32Array.from(pairs, ([, b]) => b);
       const from = Int32Array.from(pairs, ([i]) => src.labels[i]!);
-      const r = await translate({ classifier: clf, image: x, to: Array.from(to), ...taskOptions(s, 'translate'), onProgress: ctx.onProgress });
+      const r = await translate({ classifier: clf, image: x, to: Array.from(to), ...taskOptions(s, 'translate', pairs.length), onProgress: ctx.onProgress });
       const self = await verdict(clf, r.images, to, batch, s.signal);
       const j = await verdict(judge, r.images, to, batch, s.signal);
       const size = SIZE[0] * SIZE[1] * SIZE[2];
