@@ -108,13 +108,16 @@ class ConvNet3(nn.Module):
     one linear layer on the flattened 3x3 map. No BatchNorm, no skips: its input gradients follow
     the image closely, which is what synthesis uses."""
 
-    def __init__(self, width=32, classes=10):
+    def __init__(self, width=32, classes=10, pool='max'):
         super().__init__()
         w = width
+        # pool='avg' (the conv3avg architecture): 2x2 average pooling, whose input gradient reaches
+        # all four pixels of a window instead of the largest one.
+        P = nn.MaxPool2d if pool == 'max' else nn.AvgPool2d
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), P(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), P(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), P(2))
         self.fc = nn.Linear(4 * w * 3 * 3, classes)
 
     def features(self, x):
@@ -140,6 +143,8 @@ ROBUST_ARCHS = {
     # shape: the flattened map's layout (channels, height, width), so tools can pick a channel's centre unit.
     'conv3': (lambda w: ConvNet3(width=w), lambda w: f'ConvNet3(width={w})', lambda w: 4 * w * 9, 32,
               lambda w: {'layer': 'flatten(maxpool(relu(conv3)))', 'shape': [4 * w, 3, 3], 'fakeRelu': True}),
+    'conv3avg': (lambda w: ConvNet3(width=w, pool='avg'), lambda w: f'ConvNet3(width={w}, pool=avg)', lambda w: 4 * w * 9, 32,
+                 lambda w: {'layer': 'flatten(avgpool(relu(conv3)))', 'shape': [4 * w, 3, 3], 'fakeRelu': True}),
 }
 
 
@@ -309,7 +314,7 @@ def build_parser():
     ap.add_argument('--eps', type=float, default=1.0, help='L2 training radius of fashion-robust')
     ap.add_argument('--pgd-steps', type=int, default=5, help='attack steps per training batch of fashion-robust')
     ap.add_argument('--robust-arch', choices=sorted(ROBUST_ARCHS), default='conv3',
-                    help='architecture of fashion-robust: resnet (SmallResNet) or conv3 (ConvNet3)')
+                    help='architecture of fashion-robust: resnet (SmallResNet), conv3 (ConvNet3) or conv3avg (ConvNet3 with average pooling)')
     ap.add_argument('--standard-arch', choices=sorted(ROBUST_ARCHS), default='resnet',
                     help='architecture of fashion-standard: resnet (SmallResNet, what ships) or conv3 (a control)')
     ap.add_argument('--robust-width', type=int, default=0,
