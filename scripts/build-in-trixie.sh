@@ -20,8 +20,14 @@ t0=$(date +%s)
 mkdir -p "$root/src"
 (cd "$repo" && git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -C "$root/src" -xf -
 # ALLOW_TS_ERRORS=1: a type error elsewhere in the tree does not stop the native build and prebuild.
-"$repo/scripts/in-root.sh" "$root" bash -c "cd /src && npm ci --no-audit --no-fund && npm run build:native && \
-  { npm run build:ts || [ -n '${ALLOW_TS_ERRORS:-}' ]; } && npm run prebuildify"
+# A kept root skips what has not changed: npm ci when package-lock.json is the one installed, and
+# the compile when prebuildify's record shows the same sources and LibTorch (scripts/prebuild.ts).
+# build/ (the addon the tests load) is built only with --test.
+native=true
+(( run_tests )) && native="npm run build:native"
+"$repo/scripts/in-root.sh" "$root" bash -c "cd /src && \
+  { cmp -s package-lock.json node_modules/.robust-synth-lock || { npm ci --no-audit --no-fund && cp package-lock.json node_modules/.robust-synth-lock; }; } && \
+  $native && { npm run build:ts || [ -n '${ALLOW_TS_ERRORS:-}' ]; } && npm run prebuildify"
 flavor=$(cd "$root/src/prebuilds" && ls -d torch2.*-cpu | sort -V | tail -n1)
 mkdir -p "$repo/prebuilds"
 rm -rf "$repo/prebuilds/.$flavor.next"

@@ -33,10 +33,19 @@ fi
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap
 
 t0=$(date +%s)
+# One debootstrap serves both profiles: the bare root is kept beside DIR (in trixie-base, or
+# $TRIXIE_BASE) and copied, which takes seconds where debootstrap takes minutes.
+base=${TRIXIE_BASE:-$(dirname "$dir")/trixie-base}
 if [[ ! -x "$dir/usr/bin/apt-get" ]]; then
-  echo "make-trixie-root: debootstrap trixie from $MIRROR into $dir"
+  if [[ ! -f "$base/.robust-synth-base" ]]; then
+    echo "make-trixie-root: debootstrap trixie from $MIRROR into $base"
+    rm -rf "$base"
+    debootstrap --variant=minbase --include=ca-certificates trixie "$base" "$MIRROR"
+    echo "trixie minbase from $MIRROR" > "$base/.robust-synth-base"
+  fi
   rm -rf "$dir"
-  debootstrap --variant=minbase --include=ca-certificates trixie "$dir" "$MIRROR"
+  cp -a "$base" "$dir"
+  rm -f "$dir/.robust-synth-base"
 fi
 
 # npm inside reaches the registry as npm outside does (a proxy CA, a registry mirror).
