@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cacheRoot, type LibTorch } from '../lib/libtorch/discover.js';
+import { cpuFlags } from './cpu.js';
 import { PRELOAD_FLAGS } from './probe.js';
 
 /** Bump when the cases or the rules change: cached results of older checks are then ignored. */
@@ -208,14 +209,6 @@ export function runKernelCheck(input: CheckInput): KernelSettings {
   return { fuser: false, isaCap: null, mkldnn: false, layout: 'either', status: 'failed', attempts, largestError: null, cached: false };
 }
 
-export function cpuFlags(): string[] {
-  try {
-    return /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
-  } catch {
-    return [];
-  }
-}
-
 /** The cache key: the check's version, the LibTorch build (its library file), the binary, the CPU. */
 export function kernelCheckKey(libtorch: LibTorch, binary: string): string {
   const lib = join(libtorch.libDir, 'libtorch_cpu.so');
@@ -235,7 +228,7 @@ export function kernelCheckKey(libtorch: LibTorch, binary: string): string {
     // not Linux
   }
   const h = createHash('sha256');
-  h.update(JSON.stringify([CHECK_VERSION, libtorch.version, file(existsSync(lib) ? lib : join(libtorch.libDir, 'libtorch.so')), file(binary), model, cpuFlags().sort().join(' '),
+  h.update(JSON.stringify([CHECK_VERSION, libtorch.version, file(existsSync(lib) ? lib : join(libtorch.libDir, 'libtorch.so')), file(binary), model, [...cpuFlags()].sort().join(' '),
     process.env.ONEDNN_MAX_CPU_ISA ?? process.env.DNNL_MAX_CPU_ISA ?? '']));
   return h.digest('hex').slice(0, 32);
 }

@@ -1,23 +1,22 @@
 /** The CPU's flags and fp32 peak, read from /proc/cpuinfo; no bench options (bench/study.ts uses it too). */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { cpuFlags } from '../../binding/cpu.js';
 
-/** This CPU's flags and an fp32 peak estimate from /proc/cpuinfo (cores x FLOP/cycle x clock). */
+/** This CPU's flags (binding/cpu.ts) and an fp32 peak estimate from /proc/cpuinfo (cores x FLOP/cycle x clock). */
 export function cpuPeak() {
-  let flags: string[] = [];
   let mhz = NaN;
   let vendor = '';
   let family = NaN;
   try {
     const info = readFileSync('/proc/cpuinfo', 'utf8');
-    flags = /^flags\s*:\s*(.*)$/m.exec(info)?.[1]?.split(/\s+/) ?? [];
     mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(info)?.[1]);
     vendor = /^vendor_id\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? '';
     family = Number(/^cpu family\s*:\s*(\d+)/m.exec(info)?.[1]);
   } catch {
     // not Linux
   }
-  const has = (f: string) => flags.includes(f);
+  const has = (f: string) => cpuFlags().includes(f);
   // fp32 FLOP per cycle per core: two FMA pipes of the widest vector the core executes natively.
   // Zen 4 (family 0x19) runs AVX-512 on 256-bit pipes: 32; Zen 5 (0x1a) and Intel AVX-512: 64.
   let perCycle = has('fma') ? 32 : 16;

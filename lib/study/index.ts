@@ -54,7 +54,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
     `plan: ${parts.length} parts, ${todo.length} to run (${stepsTotal} PGD image-steps), ${parts.length - todo.length} finished earlier` +
       (cfg.reductions.length ? `; ${options.quick ? '--quick' : 'reduced'}: ${cfg.reductions.join('; ')}` : ''),
   );
-  log(`compute: ${computeLine(plan.context.run, options.bf16)}`);
+  const compute = computeLine(plan.context.run, options.bf16);
+  log(`compute: ${compute}`);
   for (const p of parts) if (records.has(p.name)) log(`skipped ${p.name}: finished earlier with the same settings (${relative(out, store.file(p.name))})`);
 
   let seedsInfo: SeedsInfo | undefined;
@@ -122,7 +123,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
     parts: status,
     valNotes: await plan.valNotes(),
     hole: studyHole(),
-    compute: computeLine(plan.context.run, options.bf16),
+    compute,
     seconds: Math.round((performance.now() - t0) / 100) / 10,
   });
   const files = { json: join(out, 'report.json'), md: join(out, 'report.md'), html: join(out, 'report.html') };
