@@ -84,7 +84,7 @@ describe('metrics', () => {
 
 describe('baselines', () => {
   it('bicubic upsampling of a block-constant grey image stays close to it (and is not read with the wrong stride)', async () => {
-    const { bicubic } = await import('../lib/eval/index.js');
+    const { bicubic } = await import('../lib/tasks/superResolve.js');
     const data = new Float32Array(28 * 28);
     for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) data[y * 28 + x] = x < 14 ? 0.2 : 0.8;
     const up = await bicubic({ data, shape: [1, 1, 28, 28] }, 4);

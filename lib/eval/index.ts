@@ -4,16 +4,15 @@
  * figure is given per judge and as the least favourable one.
  */
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
 import { Classifier } from '../classifier.js';
 import { progressReporter } from '../progress.js';
 import { readFashionMnist, type LabeledImages } from '../datasets.js';
-import { gridPng, toRaw, writeFileAtomic } from '../images.js';
-import { blockAverage, SEED_KINDS, type SeedKind } from '../seeds.js';
+import { gridPng, writeFileAtomic } from '../images.js';
+import { SEED_KINDS, type SeedKind } from '../seeds.js';
 import type { TaskProgress, TaskResult } from '../tasks/common.js';
 import { generate } from '../tasks/generate.js';
 import { fillHole, holeMask, defaultHole, inpaint } from '../tasks/inpaint.js';
-import { downUp, superResolve } from '../tasks/superResolve.js';
+import { bicubic, downUp, superResolve } from '../tasks/superResolve.js';
 import { translate } from '../tasks/translate.js';
 import { invert } from '../tasks/invert.js';
 import { representation, spreadUnits, visualizeFeature } from '../tasks/visualizeFeature.js';
@@ -85,25 +84,6 @@ function byClass(ds: LabeledImages, label: number, limit: number): ImageBatch {
   const idx: number[] = [];
   for (let i = 0; i < ds.labels.length && idx.length < limit; i++) if (ds.labels[i] === label) idx.push(i);
   return concat(idx.map((i) => slice(ds.images, i, i + 1)));
-}
-
-export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch> {
-  const [n, c, h, w] = image.shape;
-  const lh = h / f;
-  const lw = w / f;
-  const out = new Float32Array(image.data.length);
-  for (let i = 0; i < n; i++) {
-    const low = new Float32Array(c * lh * lw);
-    blockAverage(image.data.subarray(i * c * h * w, (i + 1) * c * h * w), [c, h, w], f, low);
-    const raw = toRaw({ data: low, shape: [1, c, lh, lw] }, 0);
-    // sharp hands back 3 channels for a 1-channel raw input: read with its stride, not ours.
-    const { data: up, info } = await sharp(raw.data, { raw: { width: lw, height: lh, channels: raw.channels } })
-      .resize(w, h, { kernel: 'cubic' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) out[i * c * h * w + ch * h * w + p] = up[p * info.channels + ch]! / 255;
-  }
-  return { data: out, shape: image.shape };
 }
 
 /** What `robust-synth eval` runs with (the command checks its flags and hands them over). */

@@ -1,5 +1,8 @@
 /** Super-resolution: block-average down, nearest-neighbour up, then PGD toward the label. */
+import sharp from 'sharp';
 import type { ClassRef } from '../classifier.js';
+import { toRaw } from '../images.js';
+import { blockAverage } from '../seeds.js';
 import { checkBatch, type ImageBatch } from '../tensor.js';
 import * as is from '../validate.js';
 import { checkClassifier, classList, COMMON_KEYS, resolveSettings, runBatched, type CommonTaskOptions, type TaskResult } from './common.js';
@@ -48,4 +51,24 @@ export async function superResolve(options: SuperResolveOptions): Promise<TaskRe
   const settings = resolveSettings('superResolve', options);
   const targets = options.label === undefined ? await clf.predict(x0) : classList(clf, 'label', options.label, image.shape[0]);
   return runBatched('superResolve', { ...options, classifier: clf }, settings, x0, targets);
+}
+
+/** The bicubic baseline: block average by f, then bicubic upsampling back to the full size (sharp). */
+export async function bicubic(image: ImageBatch, f: number): Promise<ImageBatch> {
+  const [n, c, h, w] = image.shape;
+  const lh = h / f;
+  const lw = w / f;
+  const out = new Float32Array(image.data.length);
+  for (let i = 0; i < n; i++) {
+    const low = new Float32Array(c * lh * lw);
+    blockAverage(image.data.subarray(i * c * h * w, (i + 1) * c * h * w), [c, h, w], f, low);
+    const raw = toRaw({ data: low, shape: [1, c, lh, lw] }, 0);
+    // sharp hands back 3 channels for a 1-channel raw input: read with its stride, not ours.
+    const { data: up, info } = await sharp(raw.data, { raw: { width: lw, height: lh, channels: raw.channels } })
+      .resize(w, h, { kernel: 'cubic' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) out[i * c * h * w + ch * h * w + p] = up[p * info.channels + ch]! / 255;
+  }
+  return { data: out, shape: image.shape };
 }

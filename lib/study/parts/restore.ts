@@ -3,7 +3,7 @@
  * diffusion fill; nearest or bicubic upsampling), then each model's result, all judged alike.
  */
 import { join, relative } from 'node:path';
-import { bicubic } from '../../eval/index.js';
+import { bicubic } from '../../tasks/superResolve.js';
 import { agreement, diffusionFill } from '../../eval/metrics.js';
 import { writePng } from '../../images.js';
 import type { TaskResult } from '../../tasks/common.js';
