@@ -18,6 +18,7 @@
  *     [--per-class 30] [--sources 5]   a smaller sample for a quick pass: generations per class and
  *                                      seed kind, translation sources per class (each to 9 classes)
  *   npx tsx scripts/sweep-fashion.ts table scratch/sweep/*\/measure.json     # the Markdown table, one column per judge
+ *     [--gen-eps 15]   the generation columns at this radius (default 10, else the first measured)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -106,11 +107,11 @@ const pct = (v: number | undefined) => (v === undefined ? '' : `${(100 * v).toFi
 const judgedCells = (v: Judged | number | undefined, judges: string[]) =>
   v === undefined ? ['', ''] : typeof v === 'number' ? [pct(v), pct(v)] : [judges.map((j) => pct(v.byJudge[j])).join(' / '), `**${pct(v.least)}**`];
 
-function table(files: string[]): string {
+function table(files: string[], genEps?: number): string {
   const rows = files.map((f) => JSON.parse(readFileSync(f, 'utf8')));
   const judges: string[] = rows.find((r) => r.judges)?.judges ?? ['fashion-judge'];
   const labels = judges.map(judgeLabel).join(' / ');
-  const gen = rows.find((r) => r.generation.eps10) ? 'eps10' : Object.keys(rows[0]?.generation ?? {})[0] ?? 'eps10';
+  const gen = genEps !== undefined ? `eps${genEps}` : rows.find((r) => r.generation.eps10) ? 'eps10' : Object.keys(rows[0]?.generation ?? {})[0] ?? 'eps10';
   const head = ['candidate', 'arch', 'train eps', 'epochs', 'attack steps', 'clean', 'L2 1.0',
     ...['uniform', 'normal', 'mvn'].flatMap((k) => [`${k} ${gen.slice(3) ? `eps ${gen.slice(3)}` : ''} (${labels})`, 'least']),
     `translation eps 10 (${labels})`, 'least', 'sample: generations per seed kind / pairs', 'train min'];
@@ -139,7 +140,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     threads: { type: 'string' },
-    'gen-eps': { type: 'string', default: '10' },
+    'gen-eps': { type: 'string' },
     'gen-step': { type: 'string', default: '0.5' },
     'gen-iterations': { type: 'string', default: '60' },
     'translate-eps': { type: 'string', default: '10' },
@@ -152,14 +153,14 @@ const { values, positionals } = parseArgs({
   },
 });
 if (positionals[0] === 'table') {
-  console.log(table(positionals.slice(1)));
+  console.log(table(positionals.slice(1), values['gen-eps'] === undefined ? undefined : Number(values['gen-eps'])));
 } else {
   if (values.threads) setThreads(Number(values.threads));
   const list = (s: string) => s.split(',').map(Number);
   for (const path of positionals) {
     if (!existsSync(path)) throw new Error(`no such model: ${path}`);
     const m = await measure(path, {
-      genEps: list(values['gen-eps']!),
+      genEps: list(values['gen-eps'] ?? '10'),
       genStep: Number(values['gen-step']),
       genIterations: Number(values['gen-iterations']),
       translateEps: list(values['translate-eps']!),

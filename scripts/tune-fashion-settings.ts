@@ -5,7 +5,8 @@
  *
  *   npx tsx scripts/tune-fashion-settings.ts factor | eps 2,4,8 | translate 3,5,10
  *     [--robust NAME|PATH]  a robust candidate other than the embedded fashion-robust
- *     [--step S]            generation step (default eps/16); [--threads N]
+ *     [--step S]            step (default eps/16 for generation, eps/20 for translation)
+ *     [--iterations N]      steps (default 60 for generation, 100 for translation); [--threads N]
  */
 import { Classifier, fitSeeds, generate, translate, readFashionMnist, gridPng, setThreads } from '../lib/index.js';
 import { slice, type ImageBatch } from '../lib/tensor.js';
@@ -13,7 +14,7 @@ import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, step: { type: 'string' }, threads: { type: 'string' } } });
+const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, step: { type: 'string' }, iterations: { type: 'string' }, threads: { type: 'string' } } });
 if (opts.threads) setThreads(Number(opts.threads));
 const judges: Classifier[] = [];
 for (const name of JUDGES) judges.push(await Classifier.load(name));
@@ -47,7 +48,7 @@ if (mode === 'factor') {
   for (const eps of (args[1] ?? '2,4,8').split(',').map(Number)) {
     for (const kind of ['uniform', 'mvn'] as const) {
       for (const clf of [robust, standard]) {
-        const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: kind, randomSeed: 3, eps, step: opts.step ? Number(opts.step) : eps / 16 });
+        const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: kind, randomSeed: 3, eps, step: opts.step ? Number(opts.step) : eps / 16, iterations: opts.iterations ? Number(opts.iterations) : 60 });
         const before = agreeAll(await judge.predict(r.starts), r.targets);
         const after = agreeAll(await judge.predict(r.images), r.targets);
         console.log(`eps ${eps} ${kind} ${clf.name}: seed judge ${before.toFixed(2)} after ${after.toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
@@ -63,7 +64,7 @@ if (mode === 'factor') {
   const to = Array.from(t.labels.subarray(100, 200), (y) => (y + 3) % 10);
   for (const eps of (args[1] ?? '3,5,10').split(',').map(Number)) {
     for (const clf of [robust, standard]) {
-      const r = await translate({ classifier: clf, image: src, to, eps, step: eps / 20, iterations: 100 });
+      const r = await translate({ classifier: clf, image: src, to, eps, step: opts.step ? Number(opts.step) : eps / 20, iterations: opts.iterations ? Number(opts.iterations) : 100 });
       console.log(`translate eps ${eps} ${clf.name}: judge->target ${agreeAll(await judge.predict(r.images), r.targets).toFixed(2)} judge->source ${agreeAll(await judge.predict(r.images), t.labels.subarray(100, 200)).toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
     }
   }

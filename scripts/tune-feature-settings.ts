@@ -1,12 +1,14 @@
 /**
  * The measurements behind FASHION_28's feature-task settings (visualizeFeature, paintFeature,
  * invert, sketchToImage in lib/tasks/common.ts), recorded in models/README.md. Robust against
- * standard, with the independent judge where a class is at stake.
+ * standard, with every judge of the eval (CNN / MLP / kNN, lib/eval/judges.ts) where a class is at
+ * stake; settings are chosen on the least favourable.
  *
  *   npx tsx scripts/tune-feature-settings.ts visualize [0.05,0.1,0.25,0.5]   # step, 200 iterations, eps 1000
  *   npx tsx scripts/tune-feature-settings.ts paint [2.5,5,10]                # eps (step 0.028 eps, 140 iterations, penalty 90)
  *   npx tsx scripts/tune-feature-settings.ts invert [0.05,0.1,0.25]          # step (eps 1000; 200, 500 and 1000 iterations)
  *   npx tsx scripts/tune-feature-settings.ts sketch [2,4,8,12]               # eps (step eps/20, 60 iterations), both sketch polarities
+ *     [--robust NAME|PATH]  a robust candidate other than the embedded fashion-robust
  *     [--threads N] [--grids]  (--grids: PNG grids into the temp directory)
  */
 import { writeFileSync } from 'node:fs';
@@ -16,17 +18,28 @@ import { Classifier, gridPng, invert, paintFeature, readFashionMnist, setThreads
 import { columnMax, median, psnr, roughness } from '../lib/eval/metrics.js';
 import { concat, slice } from '../lib/tensor.js';
 import { representation, spreadUnits } from '../lib/tasks/visualizeFeature.js';
+import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
 
-const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, grids: { type: 'boolean', default: false } } });
+const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, threads: { type: 'string' }, grids: { type: 'boolean', default: false } } });
 if (opts.threads) setThreads(Number(opts.threads));
-const judge = await Classifier.load('fashion-judge');
-const models = [await Classifier.load('fashion-robust'), await Classifier.load('fashion-standard')];
+const judges: Classifier[] = [];
+for (const name of JUDGES) judges.push(await Classifier.load(name));
+const models = [await Classifier.load(opts.robust!), await Classifier.load('fashion-standard')];
 const test = readFashionMnist('test', { limit: 2000 });
 const agree = (p: ArrayLike<number>, t: ArrayLike<number>) => Array.from(p).filter((v, i) => v === t[i]).length / p.length;
 const mean = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0) / a.length;
 const list = (s: string | undefined, d: string) => (s ?? d).split(',').map(Number);
 const f2 = (v: number) => v.toFixed(2);
 const f3 = (v: number) => v.toFixed(3);
+/** Every judge's agreement of `images` with `labels`, and the least (what settings are chosen on). */
+const judge = {
+  async agree(images: ImageBatch, labels: ArrayLike<number>): Promise<number[]> {
+    const out: number[] = [];
+    for (const j of judges) out.push(agree(await j.predict(images), labels));
+    return out;
+  },
+};
+const judged = (a: number[]) => `${a.map((v, i) => `${judgeLabel(judges[i]!.name)} ${f2(v)}`).join(' / ')} (least ${f2(Math.min(...a))})`;
 /** The first `per` held-out images of each class (from index 1000 on: not the ones the eval shows first). */
 function perClass(per: number): { images: ImageBatch; labels: Int32Array } {
   const idx: number[] = [];
@@ -72,7 +85,7 @@ if (mode === 'visualize') {
         const rise: number[] = [];
         const inRms: number[] = [];
         const outRms: number[] = [];
-        const judgeKept: number[] = [];
+        const judgeKept: number[][] = [];
         for (const unit of units) {
           const r = await paintFeature({ classifier: clf, image: ex.images, feature: unit, region, eps, step: 0.028 * eps, iterations: 140, penaltyWeight });
           rows.push(r.images);
@@ -87,9 +100,9 @@ if (mode === 'visualize') {
             inRms.push(Math.sqrt(si / ni));
             outRms.push(Math.sqrt(so / no));
           }
-          judgeKept.push(agree(await judge.predict(r.images), ex.labels));
+          judgeKept.push(await judge.agree(r.images, ex.labels));
         }
-        console.log(`paint eps ${eps} penalty ${penaltyWeight} ${clf.name}: unit rise / its real max: median ${f2(median(rise))}; RMS change inside ${f3(mean(inRms))}, outside ${f3(mean(outRms))}; judge still sees the class ${f2(mean(judgeKept))}`);
+        console.log(`paint eps ${eps} penalty ${penaltyWeight} ${clf.name}: unit rise / its real max: median ${f2(median(rise))}; RMS change inside ${f3(mean(inRms))}, outside ${f3(mean(outRms))}; judges still see the class ${judged(judges.map((_, k) => mean(judgeKept.map((a) => a[k]!))))}`);
         await grid(`paint-${eps}-${clf.name}`, rows, 10);
       }
     }
@@ -101,9 +114,9 @@ if (mode === 'visualize') {
     for (const step of list(args[1], '0.05,0.1,0.25')) {
       for (const iterations of [200, 500, 1000]) {
         const r = await invert({ classifier: clf, target: ex.images, step, iterations, randomSeed: 2 });
-        const j = agree(await judge.predict(r.images), ex.labels);
+        const j = await judge.agree(r.images, ex.labels);
         const p = mean(Array.from({ length: ex.labels.length }, (_, i) => psnr(r.images, ex.images, i)));
-        console.log(`invert step ${step} iterations ${iterations} ${clf.name}: relative distance ${f3(median(r.distanceBefore))} -> ${f3(median(r.distanceAfter))}; judge agrees with the target's class ${f2(j)}; self ${f2(agree(r.predictions, ex.labels))}; PSNR to target ${f2(p)} dB`);
+        console.log(`invert step ${step} iterations ${iterations} ${clf.name}: relative distance ${f3(median(r.distanceBefore))} -> ${f3(median(r.distanceAfter))}; judges agree with the target's class ${judged(j)}; self ${f2(agree(r.predictions, ex.labels))}; PSNR to target ${f2(p)} dB`);
         await grid(`invert-${step}-${iterations}-${clf.name}`, [slice(ex.images, 0, 50), slice(r.images, 0, 50)], 10);
       }
     }
@@ -113,11 +126,11 @@ if (mode === 'visualize') {
   const ex = perClass(10);
   for (const invertSketch of [true, false]) {
     const sketch = sketchFromImage(ex.images, { invert: invertSketch });
-    console.log(`sketches (${invertSketch ? 'dark on white' : 'white on black'}) alone: judge ${f2(agree(await judge.predict(sketch), ex.labels))}`);
+    console.log(`sketches (${invertSketch ? 'dark on white' : 'white on black'}) alone: judges ${judged(await judge.agree(sketch, ex.labels))}`);
     for (const eps of list(args[1], '2,4,8,12')) {
       for (const clf of models) {
         const r = await sketchToImage({ classifier: clf, sketch, to: Array.from(ex.labels), eps, step: eps / 20, iterations: 60 });
-        console.log(`sketch eps ${eps} ${invertSketch ? 'dark-on-white' : 'white-on-black'} ${clf.name}: judge ${f2(agree(await judge.predict(r.images), ex.labels))} self ${f2(agree(r.predictions, ex.labels))}`);
+        console.log(`sketch eps ${eps} ${invertSketch ? 'dark-on-white' : 'white-on-black'} ${clf.name}: judges ${judged(await judge.agree(r.images, ex.labels))} self ${f2(agree(r.predictions, ex.labels))}`);
         const rows: ImageBatch[] = [];
         for (let k = 0; k < 10; k++) rows.push(slice(sketch, k * 10, k * 10 + 1), slice(r.images, k * 10, k * 10 + 5));
         await grid(`sketch-${eps}-${invertSketch ? 'dark' : 'white'}-${clf.name}`, rows, 6);
@@ -128,4 +141,4 @@ if (mode === 'visualize') {
   console.error('usage: npx tsx scripts/tune-feature-settings.ts visualize|paint|invert|sketch [values]');
   process.exitCode = 2;
 }
-for (const m of [...models, judge]) await m.dispose();
+for (const m of [...models, ...judges]) await m.dispose();
