@@ -311,7 +311,7 @@ def build_parser():
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--epochs', type=int, default=6, help='epochs for standard and judge')
     ap.add_argument('--robust-epochs', type=int, default=5)
-    ap.add_argument('--eps', type=float, default=1.0, help='L2 training radius of fashion-robust')
+    ap.add_argument('--eps', type=float, default=1.5, help='L2 training radius of fashion-robust')
     ap.add_argument('--pgd-steps', type=int, default=5, help='attack steps per training batch of fashion-robust')
     ap.add_argument('--robust-arch', choices=sorted(ROBUST_ARCHS), default='conv3',
                     help='architecture of fashion-robust: resnet (SmallResNet), conv3 (ConvNet3) or conv3avg (ConvNet3 with average pooling)')

@@ -39,14 +39,14 @@ export const REFERENCE_224: Record<TaskName, TaskSettings> = {
  * 784-pixel images, and a coarser budget shows its class features best.
  */
 export const FASHION_28: Record<TaskName, TaskSettings> = {
-  generate: { eps: 10, step: 0.5, iterations: 60, constraint: '2', useBest: true },
+  generate: { eps: 15, step: 0.5, iterations: 60, constraint: '2', useBest: true },
   inpaint: { eps: 4, step: 0.1, iterations: 200, constraint: '2', useBest: true, penaltyWeight: 10 },
   superResolve: { eps: 2, step: 0.25, iterations: 40, constraint: '2', useBest: true },
   translate: { eps: 10, step: 0.5, iterations: 100, constraint: '2', useBest: true },
-  visualizeFeature: { eps: 1000, step: 0.25, iterations: 200, constraint: '2', useBest: false },
+  visualizeFeature: { eps: 1000, step: 0.25, iterations: 400, constraint: '2', useBest: false },
   paintFeature: { eps: 5, step: 0.14, iterations: 140, constraint: '2', useBest: true, penaltyWeight: 90 },
-  invert: { eps: 1000, step: 0.25, iterations: 500, constraint: '2', useBest: true },
-  sketchToImage: { eps: 12, step: 0.6, iterations: 60, constraint: '2', useBest: true },
+  invert: { eps: 1000, step: 0.25, iterations: 1000, constraint: '2', useBest: true },
+  sketchToImage: { eps: 16, step: 0.8, iterations: 60, constraint: '2', useBest: true },
 };
 
 /** Default settings for a task at a per-sample shape: the reference at 3x224x224, measured at 1x28x28, else scaled by sqrt(size). */
