@@ -9,6 +9,7 @@ import { joinNegativeValues } from '../lib/cli/command.js';
 import { buildInfo, Classifier, downUp, fillHole, holeMask, readFashionMnist, writePng, type ImageBatch } from '../lib/index.js';
 import { readImage } from '../lib/images.js';
 import { slice } from '../lib/tensor.js';
+import { FASHION_28 } from '../lib/tasks/common.js';
 import { cliArgs, cliBadInputs, CLI_MODEL } from './fixtures/bad-inputs.js';
 import { tempDir } from './helpers.js';
 
@@ -64,7 +65,8 @@ describe('robust-synth CLI', () => {
     const m = manifest(out);
     expect(m).toHaveLength(4);
     expect(m[0]).toMatchObject({ task: 'generate', target: { index: 7, name: 'Sneaker' }, source: 'seed:mvn' });
-    expect(m[0]!.settings).toMatchObject({ eps: 10, model: 'fashion-robust' });
+    // The manifest records the settings the run used: the task's 28x28 defaults.
+    expect(m[0]!.settings).toMatchObject({ ...FASHION_28.generate, model: 'fashion-robust' });
     for (const e of m) expect(existsSync(join(out, e.file))).toBe(true);
     expect(existsSync(join(out, 'contact-sheet.png'))).toBe(true);
   });
