@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { Classifier, setThreads } from '../lib/classifier.js';
 import { readFashionMnist } from '../lib/datasets.js';
 import { FULL } from '../lib/eval/index.js';
-import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
+import { JUDGES, JudgePanel, judgeLabel, type JudgeView } from '../lib/eval/judges.js';
 import { SEED_KINDS } from '../lib/seeds.js';
 import { generate } from '../lib/tasks/generate.js';
 import { translate } from '../lib/tasks/translate.js';
@@ -45,17 +45,14 @@ type Judged = { least: number; byJudge: Record<string, number> };
 async function measure(path: string, o: { genEps: number[]; genStep: number; genIterations: number; translateEps: number[]; attackEps: number[]; attackLimit: number; judges: string[]; perClass: number; sources: number }) {
   const t0 = performance.now();
   const clf = await Classifier.load(path, { device: 'cpu', verifyChecksum: false });
-  const judges: Classifier[] = [];
-  for (const j of o.judges) judges.push(await Classifier.load(j, { device: 'cpu' }));
-  // Each judge's agreement of its predictions of `images` with `targets` (rows s..e), and the least.
-  const judged = async (images: ReturnType<typeof slice>, targets: Int32Array): Promise<{ all: Judged; preds: Int32Array[] }> => {
-    const preds: Int32Array[] = [];
-    for (const j of judges) preds.push(await j.predict(images));
-    const byJudge = Object.fromEntries(judges.map((j, i) => [j.name, r4(agree(preds[i]!, targets))]));
-    return { all: { least: Math.min(...Object.values(byJudge)), byJudge }, preds };
+  const panel = await JudgePanel.load('cpu', o.judges);
+  // Each judge's agreement with `targets` (rows s..e), and the least, as measure.json records it.
+  const record = (views: JudgeView[], targets: Int32Array, s?: number, e?: number): Judged => {
+    const { least, byJudge } = panel.agreement(views, targets, s, e);
+    return { least, byJudge };
   };
   const test = readFashionMnist('test');
-  const out: Record<string, any> = { path, judges: judges.map((j) => j.name), card: clf.card, perClass: o.perClass, sources: o.sources, accuracy: {}, generation: {}, translation: {} };
+  const out: Record<string, any> = { path, judges: panel.names, card: clf.card, perClass: o.perClass, sources: o.sources, accuracy: {}, generation: {}, translation: {} };
   const lap = (what: string) => console.log(`${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
   out.accuracy.clean = r4(await robustAccuracy(clf, test, 0));
@@ -69,12 +66,13 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
     const perClass: Record<string, Record<string, number[]>> = {};
     for (const kind of SEED_KINDS) {
       const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: o.perClass, seed: kind, randomSeed: FULL.seed, eps, step: o.genStep, iterations: o.genIterations });
-      const { all, preds } = await judged(r.images, r.targets);
-      row[kind] = all;
+      const views = await panel.view(r.images, r.targets);
+      row[kind] = record(views, r.targets);
       row[`${kind}Self`] = r4(agree(r.predictions, r.targets));
       // Each judge's agreement per class (10 classes, o.perClass images each, in class order).
       const n = o.perClass;
-      perClass[kind] = Object.fromEntries(judges.map((j, i) => [j.name, Array.from({ length: 10 }, (_, k) => r4(agree(preds[i]!.subarray(k * n, (k + 1) * n), r.targets.subarray(k * n, (k + 1) * n))))]));
+      const byClass = Array.from({ length: 10 }, (_, k) => record(views, r.targets, k * n, (k + 1) * n));
+      perClass[kind] = Object.fromEntries(panel.names.map((name) => [name, byClass.map((c) => c.byJudge[name]!)]));
     }
     out.generation[`eps${eps}`] = { eps, step: o.genStep, iterations: o.genIterations, ...row, perClass };
     lap(`generation eps ${eps} ${JSON.stringify(row)}`);
@@ -93,12 +91,12 @@ async function measure(path: string, o: { genEps: number[]; genStep: number; gen
   const to = Int32Array.from(pairs, ([, b]) => b);
   for (const eps of o.translateEps) {
     const r = await translate({ classifier: clf, image: src, to: Array.from(to), eps, step: 0.5, iterations: 100 });
-    out.translation[`eps${eps}`] = { eps, pairs: pairs.length, judgeTarget: (await judged(r.images, to)).all, selfTarget: r4(agree(r.predictions, to)) };
+    out.translation[`eps${eps}`] = { eps, pairs: pairs.length, judgeTarget: record(await panel.view(r.images, to), to), selfTarget: r4(agree(r.predictions, to)) };
     lap(`translation eps ${eps} ${JSON.stringify(out.translation[`eps${eps}`])}`);
   }
   out.seconds = Math.round((performance.now() - t0) / 1000);
   await clf.dispose();
-  for (const j of judges) await j.dispose();
+  await panel.dispose();
   return out;
 }
 

@@ -10,38 +10,25 @@
  */
 import { Classifier, fitSeeds, generate, translate, readFashionMnist, gridPng, setThreads } from '../lib/index.js';
 import { slice, type ImageBatch } from '../lib/tensor.js';
-import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
+import { JudgePanel, judgedLine } from '../lib/eval/judges.js';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, step: { type: 'string' }, iterations: { type: 'string' }, threads: { type: 'string' } } });
 if (opts.threads) setThreads(Number(opts.threads));
-const judges: Classifier[] = [];
-for (const name of JUDGES) judges.push(await Classifier.load(name));
+const panel = await JudgePanel.load('auto');
 const robust = await Classifier.load(opts.robust!);
 const standard = await Classifier.load('fashion-standard');
 const agree = (p: Int32Array, t: Int32Array) => p.filter((v, i) => v === t[i]).length / p.length;
 /** Each judge's agreement of `images` with `targets`, then the least: "CNN 0.84 / MLP 0.57 / kNN 0.32 (least 0.32)". */
-const judge = {
-  async predict(images: ImageBatch): Promise<Int32Array[]> {
-    const out: Int32Array[] = [];
-    for (const j of judges) out.push(await j.predict(images));
-    return out;
-  },
-};
-const agreeAll = (ps: Int32Array[], t: Int32Array) => {
-  const a = ps.map((p) => agree(p, t));
-  return { toFixed: (d: number) => `${a.map((v, i) => `${judgeLabel(judges[i]!.name)} ${v.toFixed(d)}`).join(' / ')} (least ${Math.min(...a).toFixed(d)})` };
-};
+const judged = async (images: ImageBatch, targets: Int32Array) => judgedLine(panel.agreement(await panel.view(images, targets), targets));
 const mode = args[0];
 if (mode === 'factor') {
   for (const f of [1, 2, 4]) {
     const seeds = fitSeeds(readFashionMnist('train'), { factor: f });
     for (const clf of [robust, standard]) {
       const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: 'mvn', seeds, randomSeed: 3 });
-      const before = agreeAll(await judge.predict(r.starts), r.targets);
-      const after = agreeAll(await judge.predict(r.images), r.targets);
-      console.log(`factor ${f} ${clf.name}: seed-only judge ${before.toFixed(2)} after ${after.toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
+      console.log(`factor ${f} ${clf.name}: seed-only judge ${await judged(r.starts, r.targets)} after ${await judged(r.images, r.targets)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
     }
   }
 } else if (mode === 'eps') {
@@ -49,9 +36,7 @@ if (mode === 'factor') {
     for (const kind of ['uniform', 'mvn'] as const) {
       for (const clf of [robust, standard]) {
         const r = await generate({ classifier: clf, classes: [...Array(10).keys()], count: 10, seed: kind, randomSeed: 3, eps, step: opts.step ? Number(opts.step) : eps / 16, iterations: opts.iterations ? Number(opts.iterations) : 60 });
-        const before = agreeAll(await judge.predict(r.starts), r.targets);
-        const after = agreeAll(await judge.predict(r.images), r.targets);
-        console.log(`eps ${eps} ${kind} ${clf.name}: seed judge ${before.toFixed(2)} after ${after.toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
+        console.log(`eps ${eps} ${kind} ${clf.name}: seed judge ${await judged(r.starts, r.targets)} after ${await judged(r.images, r.targets)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
         const cells = [];
         for (let k = 0; k < 10; k++) cells.push(slice(r.images, k * 10, k * 10 + 6));
         writeFileSync(`${tmpdir()}/tune-${kind}-${eps}-${clf.name}.png`, await gridPng(cells, { columns: 6, scale: 2 }));
@@ -65,7 +50,12 @@ if (mode === 'factor') {
   for (const eps of (args[1] ?? '3,5,10').split(',').map(Number)) {
     for (const clf of [robust, standard]) {
       const r = await translate({ classifier: clf, image: src, to, eps, step: opts.step ? Number(opts.step) : eps / 20, iterations: opts.iterations ? Number(opts.iterations) : 100 });
-      console.log(`translate eps ${eps} ${clf.name}: judge->target ${agreeAll(await judge.predict(r.images), r.targets).toFixed(2)} judge->source ${agreeAll(await judge.predict(r.images), t.labels.subarray(100, 200)).toFixed(2)} self ${agree(r.predictions, r.targets).toFixed(2)}`);
+      // One view of the results, read against the targets and against the sources.
+      const views = await panel.view(r.images, r.targets);
+      const source = t.labels.subarray(100, 200);
+      console.log(`translate eps ${eps} ${clf.name}: judge->target ${judgedLine(panel.agreement(views, r.targets))} judge->source ${judgedLine(panel.agreement(views, source))} self ${agree(r.predictions, r.targets).toFixed(2)}`);
     }
   }
 }
+for (const m of [robust, standard]) await m.dispose();
+await panel.dispose();

@@ -18,12 +18,11 @@ import { Classifier, gridPng, invert, paintFeature, readFashionMnist, setThreads
 import { columnMax, median, psnr, roughness } from '../lib/eval/metrics.js';
 import { concat, slice } from '../lib/tensor.js';
 import { representation, spreadUnits } from '../lib/tasks/visualizeFeature.js';
-import { JUDGES, judgeLabel } from '../lib/eval/judges.js';
+import { JudgePanel, judgedLine, type Judged } from '../lib/eval/judges.js';
 
 const { values: opts, positionals: args } = parseArgs({ allowPositionals: true, options: { robust: { type: 'string', default: 'fashion-robust' }, threads: { type: 'string' }, grids: { type: 'boolean', default: false } } });
 if (opts.threads) setThreads(Number(opts.threads));
-const judges: Classifier[] = [];
-for (const name of JUDGES) judges.push(await Classifier.load(name));
+const panel = await JudgePanel.load('auto');
 const models = [await Classifier.load(opts.robust!), await Classifier.load('fashion-standard')];
 const test = readFashionMnist('test', { limit: 2000 });
 const agree = (p: ArrayLike<number>, t: ArrayLike<number>) => Array.from(p).filter((v, i) => v === t[i]).length / p.length;
@@ -32,14 +31,7 @@ const list = (s: string | undefined, d: string) => (s ?? d).split(',').map(Numbe
 const f2 = (v: number) => v.toFixed(2);
 const f3 = (v: number) => v.toFixed(3);
 /** Every judge's agreement of `images` with `labels`, and the least (what settings are chosen on). */
-const judge = {
-  async agree(images: ImageBatch, labels: ArrayLike<number>): Promise<number[]> {
-    const out: number[] = [];
-    for (const j of judges) out.push(agree(await j.predict(images), labels));
-    return out;
-  },
-};
-const judged = (a: number[]) => `${a.map((v, i) => `${judgeLabel(judges[i]!.name)} ${f2(v)}`).join(' / ')} (least ${f2(Math.min(...a))})`;
+const judgedBy = async (images: ImageBatch, labels: ArrayLike<number>): Promise<Judged> => panel.agreement(await panel.view(images, labels), labels);
 /** The first `per` held-out images of each class (from index 1000 on: not the ones the eval shows first). */
 function perClass(per: number): { images: ImageBatch; labels: Int32Array } {
   const idx: number[] = [];
@@ -85,7 +77,6 @@ if (mode === 'visualize') {
         const rise: number[] = [];
         const inRms: number[] = [];
         const outRms: number[] = [];
-        const judgeKept: number[][] = [];
         for (const unit of units) {
           const r = await paintFeature({ classifier: clf, image: ex.images, feature: unit, region, eps, step: 0.028 * eps, iterations: 140, penaltyWeight });
           rows.push(r.images);
@@ -100,9 +91,11 @@ if (mode === 'visualize') {
             inRms.push(Math.sqrt(si / ni));
             outRms.push(Math.sqrt(so / no));
           }
-          judgeKept.push(await judge.agree(r.images, ex.labels));
         }
-        console.log(`paint eps ${eps} penalty ${penaltyWeight} ${clf.name}: unit rise / its real max: median ${f2(median(rise))}; RMS change inside ${f3(mean(inRms))}, outside ${f3(mean(outRms))}; judges still see the class ${judged(judges.map((_, k) => mean(judgeKept.map((a) => a[k]!))))}`);
+        // Every unit's painted images judged together (equal groups: the mean of the units' figures).
+        const painted = rows.slice(1);
+        const kept = await judgedBy(concat(painted), Int32Array.from(painted.flatMap(() => Array.from(ex.labels))));
+        console.log(`paint eps ${eps} penalty ${penaltyWeight} ${clf.name}: unit rise / its real max: median ${f2(median(rise))}; RMS change inside ${f3(mean(inRms))}, outside ${f3(mean(outRms))}; judges still see the class ${judgedLine(kept)}`);
         await grid(`paint-${eps}-${clf.name}`, rows, 10);
       }
     }
@@ -114,9 +107,9 @@ if (mode === 'visualize') {
     for (const step of list(args[1], '0.05,0.1,0.25')) {
       for (const iterations of [200, 500, 1000]) {
         const r = await invert({ classifier: clf, target: ex.images, step, iterations, randomSeed: 2 });
-        const j = await judge.agree(r.images, ex.labels);
+        const j = await judgedBy(r.images, ex.labels);
         const p = mean(Array.from({ length: ex.labels.length }, (_, i) => psnr(r.images, ex.images, i)));
-        console.log(`invert step ${step} iterations ${iterations} ${clf.name}: relative distance ${f3(median(r.distanceBefore))} -> ${f3(median(r.distanceAfter))}; judges agree with the target's class ${judged(j)}; self ${f2(agree(r.predictions, ex.labels))}; PSNR to target ${f2(p)} dB`);
+        console.log(`invert step ${step} iterations ${iterations} ${clf.name}: relative distance ${f3(median(r.distanceBefore))} -> ${f3(median(r.distanceAfter))}; judges agree with the target's class ${judgedLine(j)}; self ${f2(agree(r.predictions, ex.labels))}; PSNR to target ${f2(p)} dB`);
         await grid(`invert-${step}-${iterations}-${clf.name}`, [slice(ex.images, 0, 50), slice(r.images, 0, 50)], 10);
       }
     }
@@ -126,11 +119,11 @@ if (mode === 'visualize') {
   const ex = perClass(10);
   for (const invertSketch of [true, false]) {
     const sketch = sketchFromImage(ex.images, { invert: invertSketch });
-    console.log(`sketches (${invertSketch ? 'dark on white' : 'white on black'}) alone: judges ${judged(await judge.agree(sketch, ex.labels))}`);
+    console.log(`sketches (${invertSketch ? 'dark on white' : 'white on black'}) alone: judges ${judgedLine(await judgedBy(sketch, ex.labels))}`);
     for (const eps of list(args[1], '2,4,8,12')) {
       for (const clf of models) {
         const r = await sketchToImage({ classifier: clf, sketch, to: Array.from(ex.labels), eps, step: eps / 20, iterations: 60 });
-        console.log(`sketch eps ${eps} ${invertSketch ? 'dark-on-white' : 'white-on-black'} ${clf.name}: judges ${judged(await judge.agree(r.images, ex.labels))} self ${f2(agree(r.predictions, ex.labels))}`);
+        console.log(`sketch eps ${eps} ${invertSketch ? 'dark-on-white' : 'white-on-black'} ${clf.name}: judges ${judgedLine(await judgedBy(r.images, ex.labels))} self ${f2(agree(r.predictions, ex.labels))}`);
         const rows: ImageBatch[] = [];
         for (let k = 0; k < 10; k++) rows.push(slice(sketch, k * 10, k * 10 + 1), slice(r.images, k * 10, k * 10 + 5));
         await grid(`sketch-${eps}-${invertSketch ? 'dark' : 'white'}-${clf.name}`, rows, 6);
@@ -141,4 +134,5 @@ if (mode === 'visualize') {
   console.error('usage: npx tsx scripts/tune-feature-settings.ts visualize|paint|invert|sketch [values]');
   process.exitCode = 2;
 }
-for (const m of [...models, ...judges]) await m.dispose();
+for (const m of models) await m.dispose();
+await panel.dispose();

@@ -35,6 +35,10 @@ export interface Judged {
   byJudge: Record<string, number>;
 }
 
+/** One line for logs: "CNN 0.84 / MLP 0.57 / kNN 0.32 (least 0.32)". */
+export const judgedLine = (j: Judged, digits = 2) =>
+  `${Object.entries(j.byJudge).map(([name, v]) => `${judgeLabel(name)} ${v.toFixed(digits)}`).join(' / ')} (least ${j.least.toFixed(digits)})`;
+
 export async function judgeView(judge: Classifier, x: ImageBatch, targets: ArrayLike<number>): Promise<JudgeView> {
   const logits = await judge.logits(x);
   const k = logits.shape[1];
